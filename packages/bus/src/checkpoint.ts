@@ -1,0 +1,140 @@
+import type { KV } from '@nats-io/kv';
+import { ConflictError, TransientError } from '@parquetry/service';
+import { type Range, SeqRanges } from './seq-ranges.js';
+
+/**
+ * Exactly-once across crashes for a durable consumer: the stream sequences whose data is
+ * committed to the lake. Each flush first records a *pending* entry (its commit id and the
+ * sequences it covers), then commits to the catalog, then moves the sequences to *committed*,
+ * and only then acks. A message redelivered after a crash is dropped when its sequence is
+ * committed; a pending entry left by a crash is resolved by asking the catalog whether its
+ * commit was applied (then its sequences count as committed) or not (then it is forgotten and
+ * the messages are written again; the orphan files are swept by vacuum). The record is shared
+ * by every instance reading the same durable consumer and updated with compare-and-set.
+ */
+export interface PendingFlush {
+  commitId: string;
+  /** One partition the commit touches: where to ask the catalog whether it was applied. */
+  probe: { dataset: string; partition: Record<string, string> };
+  instance: string;
+  seqs: Range[];
+  at: number;
+}
+
+interface CheckpointRecord {
+  committed: Range[];
+  pending: PendingFlush[];
+}
+
+export type CommitApplied = (pending: PendingFlush) => Promise<boolean>;
+
+const MAX_CAS_ATTEMPTS = 50;
+
+export class SeqCheckpoint {
+  private committed = new SeqRanges();
+  private pending: PendingFlush[] = [];
+
+  constructor(
+    private readonly kv: KV,
+    private readonly key: string,
+    private readonly instance: string,
+  ) {}
+
+  /** Load, and resolve what this instance left pending when it died. */
+  async start(isApplied: CommitApplied): Promise<void> {
+    await this.refresh();
+    await this.resolvePending(isApplied, (p) => p.instance === this.instance);
+  }
+
+  /** Whether a sequence's data is already in the lake (from the last loaded record). */
+  isCommitted(seq: number): boolean {
+    return this.committed.has(seq);
+  }
+
+  /** A pending flush (of any instance) that covers this sequence. */
+  pendingFor(seq: number): PendingFlush | undefined {
+    return this.pending.find((p) => new SeqRanges(p.seqs).has(seq));
+  }
+
+  async refresh(): Promise<void> {
+    const { record } = await this.read();
+    this.committed = new SeqRanges(record.committed);
+    this.pending = record.pending;
+  }
+
+  async begin(
+    commitId: string,
+    probe: PendingFlush['probe'],
+    seqs: Iterable<number>,
+    now = Date.now(),
+  ): Promise<void> {
+    const ranges = SeqRanges.fromSeqs(seqs).toJSON();
+    await this.mutate((r) => {
+      if (!r.pending.some((p) => p.commitId === commitId)) {
+        r.pending.push({ commitId, probe, instance: this.instance, seqs: ranges, at: now });
+      }
+    });
+  }
+
+  /** The commit is applied: its sequences are committed from now on. */
+  async complete(commitId: string, pruneBelow?: number): Promise<void> {
+    await this.mutate((r) => {
+      const committed = new SeqRanges(r.committed);
+      const p = r.pending.find((x) => x.commitId === commitId);
+      if (p) committed.addAll(new SeqRanges(p.seqs));
+      if (pruneBelow !== undefined) committed.pruneBelow(pruneBelow);
+      r.committed = committed.toJSON();
+      r.pending = r.pending.filter((x) => x.commitId !== commitId);
+    });
+  }
+
+  /** The flush failed before its commit: forget it, the messages will be retried. */
+  async abandon(commitId: string): Promise<void> {
+    await this.mutate((r) => {
+      r.pending = r.pending.filter((x) => x.commitId !== commitId);
+    });
+  }
+
+  /** Settle pending entries matched by `which` (this instance's after a restart, or stale ones). */
+  async resolvePending(isApplied: CommitApplied, which: (p: PendingFlush) => boolean): Promise<void> {
+    for (const p of this.pending.filter(which)) {
+      if (await isApplied(p)) await this.complete(p.commitId);
+      else await this.abandon(p.commitId);
+    }
+  }
+
+  private async read(): Promise<{ record: CheckpointRecord; revision: number }> {
+    try {
+      const e = await this.kv.get(this.key);
+      if (!e || e.operation !== 'PUT') return { record: { committed: [], pending: [] }, revision: 0 };
+      return {
+        record: JSON.parse(new TextDecoder().decode(e.value)) as CheckpointRecord,
+        revision: e.revision,
+      };
+    } catch (err) {
+      throw new TransientError('cannot read the ingest checkpoint', { cause: err });
+    }
+  }
+
+  private async mutate(change: (r: CheckpointRecord) => void): Promise<void> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const { record, revision } = await this.read();
+      change(record);
+      const body = JSON.stringify(record);
+      try {
+        if (revision === 0) await this.kv.create(this.key, body);
+        else await this.kv.update(this.key, body, revision);
+        this.committed = new SeqRanges(record.committed);
+        this.pending = record.pending;
+        return;
+      } catch (err) {
+        // A concurrent instance won the compare-and-set: read again and reapply.
+        if (!/wrong last sequence|key exists/i.test(String((err as Error)?.message))) {
+          throw new TransientError('cannot write the ingest checkpoint', { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+      }
+    }
+    throw new ConflictError(`checkpoint ${this.key}: too many concurrent updates`);
+  }
+}

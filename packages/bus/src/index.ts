@@ -1,0 +1,14 @@
+export * from './backoff.js';
+export * from './checkpoint.js';
+export * from './connection.js';
+export * from './consumer-loop.js';
+export * from './consumers.js';
+export * from './dead-letter.js';
+export * from './dlq.js';
+export * from './fast-publish.js';
+export type { BusMessage } from './message.js';
+export * from './outcome.js';
+export * from './publish.js';
+export * from './seq-ranges.js';
+export * from './streams.js';
+export * from './subjects.js';

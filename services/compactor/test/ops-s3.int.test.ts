@@ -1,0 +1,6 @@
+import { requireServers } from '@parquetry/testkit';
+import { describe } from 'vitest';
+import { opsSuite } from './ops-suite.js';
+
+const skip = await requireServers({ nats: true });
+describe.skipIf(skip)('compactor on s3rver', () => opsSuite('s3'));

@@ -1,0 +1,339 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { SeqCheckpoint } from '@parquetry/bus';
+import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
+import {
+  type Catalog,
+  ColumnInferrer,
+  identifierKey,
+  type JsonColumn,
+  type ObjectStore,
+  type ParquetColumn,
+  type ParquetCompression,
+  type PartitionChange,
+  PRODUCTS,
+  type ProductBatch,
+  partitionPath,
+  writeJsonLakeFiles,
+  writeLakeFiles,
+} from '@parquetry/lake';
+import { InvalidInputError, type Logger, type Metrics } from '@parquetry/service';
+import type { LakeCommitter } from './committer.js';
+import { decodeProductBatch } from './decode.js';
+import { type FlushPolicy, type Group, GroupBuffer } from './domain/buffer.js';
+import {
+  type BackupMetadata,
+  type BackupStamp,
+  type BatchSummary,
+  backupFileName,
+  backupMetadata,
+  batchPartition,
+  batchSourceKey,
+  metadataFileName,
+  newBackupId,
+  PRODUCT_FIXED_COLUMNS,
+  productFieldName,
+  productRowBatch,
+  summarizeBatch,
+} from './domain/products.js';
+import { SerialQueue } from './serial.js';
+
+/**
+ * A buffered batch: its envelope, the types its products hold, and the message (whose raw body
+ * DuckDB parses at flush time). The parsed products are not kept: the buffer holds about the
+ * message size, not the ~2.5× of parsed JSON.
+ */
+interface Item {
+  batch: BatchSummary;
+  kinds: ColumnInferrer;
+  msg: BusMessage;
+  key: string;
+}
+
+export interface ProductsSinkDeps {
+  catalog: Catalog;
+  store: ObjectStore;
+  conn: DuckDBConnection;
+  checkpoint: SeqCheckpoint;
+  committer: LakeCommitter;
+  logger: Logger;
+  metrics: Metrics;
+  policy: FlushPolicy;
+  compression: ParquetCompression;
+  maxFileBytes: number;
+  clock?: () => number;
+}
+
+/** Per buffered message beyond its body: envelope, inferred kinds, bookkeeping. */
+const ITEM_OVERHEAD_BYTES = 2048;
+
+const FIXED_TYPES: Record<(typeof PRODUCT_FIXED_COLUMNS)[number], ParquetColumn['type']> = {
+  backup_timestamp: 'TIMESTAMPTZ',
+  backup_id: 'VARCHAR',
+  retailer: 'VARCHAR',
+  category: 'VARCHAR',
+  date: 'DATE',
+  batch_id: 'VARCHAR',
+};
+
+/**
+ * Product batches → Parquet, one file per retailer, day and category per flush. Messages are
+ * held (not acked) until the file that carries them is committed; batches already in the lake
+ * (by stream sequence, or by batch id for a batch published again later) are acked and dropped.
+ */
+export class ProductsSink {
+  private readonly buffer: GroupBuffer<Item>;
+  private readonly flushes = new SerialQueue();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ProductsSinkDeps) {
+    this.buffer = new GroupBuffer<Item>(deps.policy);
+    this.now = deps.clock ?? Date.now;
+  }
+
+  /** The consumer loop's batch handler. */
+  readonly handle = async (messages: readonly BusMessage[]): Promise<(Outcome | undefined)[]> => {
+    const outcomes: (Outcome | undefined)[] = [];
+    for (const msg of messages) outcomes.push(await this.accept(msg));
+    // Parsing the next messages overlaps with writing the last flush; only a buffer over its
+    // memory budget makes the consumer wait (backpressure).
+    const flushing = this.flushDue();
+    if (this.buffer.totalBytes > this.deps.policy.maxTotalBytes) await flushing;
+    else flushing.catch(() => {});
+    return outcomes;
+  };
+
+  private async accept(msg: BusMessage): Promise<Outcome | undefined> {
+    const { checkpoint, metrics } = this.deps;
+    if (checkpoint.isCommitted(msg.seq)) {
+      metrics
+        .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
+        .inc({ dataset: 'products' });
+      return Outcomes.ack();
+    }
+    let batch: ProductBatch;
+    try {
+      batch = decodeProductBatch(msg.subject, msg.json());
+    } catch (err) {
+      await msg.fail(err);
+      return undefined;
+    }
+    const { retailer, date } = batchPartition(batch);
+    const kinds = new ColumnInferrer();
+    for (const p of batch.products) kinds.observe(p);
+    this.buffer.add(
+      `${retailer}/${date}/${batch.category}`,
+      { batch: summarizeBatch(batch), kinds, msg, key: batchSourceKey(batch) },
+      msg.size + ITEM_OVERHEAD_BYTES,
+      this.now(),
+    );
+    this.gauge();
+    return undefined;
+  }
+
+  /** Flush what is due by age, size or memory budget (also called from a timer). */
+  flushDue(): Promise<void> {
+    return this.flushes.run(() => this.flush(this.buffer.takeDue(this.now())));
+  }
+
+  /** Flush everything buffered (graceful stop). */
+  flushAll(): Promise<void> {
+    return this.flushes.run(() => this.flush(this.buffer.takeAll()));
+  }
+
+  msUntilDue(): number | undefined {
+    return this.buffer.msUntilDue(this.now());
+  }
+
+  private gauge(): void {
+    this.deps.metrics
+      .gauge('parquetry_buffer_bytes', 'estimated bytes buffered', ['dataset'])
+      .set({ dataset: 'products' }, this.buffer.totalBytes);
+  }
+
+  private async flush(groups: Group<Item>[]): Promise<void> {
+    this.gauge();
+    if (groups.length === 0) return;
+    const { catalog, committer, logger, metrics } = this.deps;
+    const started = this.now();
+    const messages = groups.flatMap((g) => g.items.map((i) => i.msg));
+    try {
+      const byPartition = new Map<
+        string,
+        { values: { retailer: string; date: string }; groups: Group<Item>[] }
+      >();
+      for (const g of groups) {
+        const values = batchPartition(g.items[0]!.batch);
+        const key = partitionPath(PRODUCTS.partitionColumns, values);
+        const entry = byPartition.get(key) ?? { values, groups: [] };
+        entry.groups.push(g);
+        byPartition.set(key, entry);
+      }
+      const changes: PartitionChange[] = [];
+      const metadata = new Map<
+        string,
+        { values: { retailer: string; date: string }; entries: BackupMetadata[] }
+      >();
+      for (const [dir, { values, groups: partGroups }] of byPartition) {
+        const keys = [...new Set(partGroups.flatMap((g) => g.items.map((i) => i.key)))];
+        const present = new Set(await catalog.hasSources(PRODUCTS.name, values, keys));
+        const change: PartitionChange = { partition: values, add: [], sources: [] };
+        for (const g of partGroups) {
+          const seen = new Set<string>();
+          const fresh = g.items.filter((i) => {
+            if (present.has(i.key) || seen.has(i.key)) return false;
+            seen.add(i.key);
+            return true;
+          });
+          const dropped = g.items.length - fresh.length;
+          if (dropped > 0) {
+            metrics
+              .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
+              .inc({ dataset: 'products' }, dropped);
+          }
+          if (fresh.length === 0) continue;
+          const stamp: BackupStamp = { backupId: newBackupId(), backupTime: this.now() };
+          const files = await this.writeGroup(`products/${dir}`, fresh, stamp);
+          change.add.push(...files);
+          change.sources!.push(...fresh.map((i) => i.key));
+          const md = metadata.get(dir) ?? { values, entries: [] };
+          for (const f of files)
+            md.entries.push(
+              backupMetadata(
+                fresh.map((i) => i.batch),
+                f,
+                stamp,
+              ),
+            );
+          metadata.set(dir, md);
+        }
+        if (change.add.length > 0) changes.push(change);
+      }
+      const written = this.now();
+      await committer.commit(PRODUCTS.name, committer.newCommitId(PRODUCTS.name), changes, messages);
+      const committed = this.now();
+      for (const [dir, { values, entries }] of metadata) await this.writeMetadata(dir, values, entries);
+      logger.debug(
+        {
+          dataset: 'products',
+          messages: messages.length,
+          files: changes.reduce((n, c) => n + c.add.length, 0),
+          write_ms: written - started,
+          commit_ms: committed - written,
+        },
+        'flush',
+      );
+      metrics
+        .histogram('parquetry_flush_seconds', 'buffer flush: write, upload, commit', ['dataset'])
+        .observe({ dataset: 'products' }, (this.now() - started) / 1000);
+    } catch (err) {
+      logger.warn(
+        { err, dataset: 'products', messages: messages.length },
+        'flush failed, messages will be retried',
+      );
+      await Promise.all(messages.map((m) => m.fail(err)));
+    }
+  }
+
+  private async writeGroup(dir: string, items: Item[], stamp: BackupStamp) {
+    const inferrer = new ColumnInferrer();
+    for (const i of items) inferrer.absorb(i.kinds);
+    const inferred = inferrer.columns(PRODUCT_FIXED_COLUMNS);
+    const taken = new Set(inferred.map((c) => identifierKey(c.name)));
+    const free = inferred.map((c) => {
+      // A product field named like a fixed column is kept as `product_<name>` (readable, stable).
+      const wanted = productFieldName(c.field);
+      const name = wanted !== c.field && !taken.has(identifierKey(wanted)) ? wanted : c.name;
+      return { name, field: c.field, type: c.type, json: c.json };
+    });
+    const first = items[0]!.batch;
+    const file = {
+      store: this.deps.store,
+      dir,
+      fileName: (part: number, parts: number) =>
+        backupFileName(first.category, stamp, parts > 1 ? part : undefined),
+      compression: this.deps.compression,
+      maxFileBytes: this.deps.maxFileBytes,
+    };
+    const { date } = batchPartition(first);
+    const constants: Record<Exclude<(typeof PRODUCT_FIXED_COLUMNS)[number], 'batch_id'>, string | number> = {
+      backup_timestamp: new Date(stamp.backupTime).toISOString(),
+      backup_id: stamp.backupId,
+      retailer: first.retailer,
+      category: first.category,
+      date,
+    };
+    const columns: JsonColumn[] = [
+      ...PRODUCT_FIXED_COLUMNS.map(
+        (name): JsonColumn =>
+          name === 'batch_id'
+            ? { name, type: FIXED_TYPES[name], docField: 'batch_id' }
+            : { name, type: FIXED_TYPES[name], constant: constants[name] },
+      ),
+      ...free.map((c): JsonColumn => ({ name: c.name, type: c.type, json: c.json, field: c.field })),
+    ];
+    try {
+      // Fast path: DuckDB parses the raw bodies; JS never touches a product value again.
+      return await writeJsonLakeFiles({
+        ...file,
+        conn: this.deps.conn,
+        documents: items.map((i) => i.msg.data),
+        recordsField: 'products',
+        columns,
+      });
+    } catch (err) {
+      if (!(err instanceof InvalidInputError)) throw err;
+      // Field names DuckDB cannot tell apart, or a value its JSON reader converts differently:
+      // the JS writer takes every value as JSON.parse gave it.
+      this.deps.logger.debug({ err: err.message, dir }, 'products written through the JS path');
+      const fixed: ParquetColumn[] = PRODUCT_FIXED_COLUMNS.map((name) => ({
+        name,
+        type: FIXED_TYPES[name],
+        shared: true,
+      }));
+      return writeLakeFiles({
+        ...file,
+        conn: this.deps.conn,
+        columns: [...fixed, ...free],
+        batches: items.map((i) => productRowBatch(decodeProductBatch(i.msg.subject, i.msg.json()), stamp)),
+      });
+    }
+  }
+
+  /**
+   * `_metadata_<YYYYMMDD>.json`, the seed's per-day listing of backups. Written after the commit;
+   * entries whose file is no longer live (retention, compaction) are dropped on each rewrite.
+   */
+  private async writeMetadata(
+    dir: string,
+    values: { retailer: string; date: string },
+    entries: BackupMetadata[],
+  ) {
+    const { store, catalog, logger } = this.deps;
+    const key = `products/${dir}/${metadataFileName(values.date)}`;
+    try {
+      let backups: BackupMetadata[] = [];
+      const existing = await store.head(key);
+      if (existing)
+        backups =
+          (JSON.parse((await store.getBytes(key)).toString('utf8')) as { backups?: BackupMetadata[] })
+            .backups ?? [];
+      const live = new Set((await catalog.partition(PRODUCTS.name, values)).files.map((f) => f.path));
+      const merged = [...backups, ...entries].filter((b) => live.has(b.file_path));
+      const unique = [...new Map(merged.map((b) => [b.file_path, b])).values()];
+      // Retention dropped the partition between our commit and now: leave no listing behind.
+      if (unique.length === 0) {
+        if (existing) await store.delete(key);
+        return;
+      }
+      const doc = {
+        retailer: values.retailer,
+        date: values.date,
+        updated_at: new Date(this.now()).toISOString(),
+        backups: unique,
+      };
+      await store.put(key, JSON.stringify(doc, null, 2));
+    } catch (err) {
+      logger.warn({ err, key }, 'could not update backup metadata');
+    }
+  }
+}

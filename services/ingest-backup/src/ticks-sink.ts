@@ -1,0 +1,166 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { SeqCheckpoint } from '@parquetry/bus';
+import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
+import {
+  type ObjectStore,
+  type ParquetColumn,
+  type ParquetCompression,
+  type PartitionChange,
+  partitionPath,
+  TICKS,
+  type Tick,
+  writeLakeFiles,
+} from '@parquetry/lake';
+import type { Logger, Metrics } from '@parquetry/service';
+import type { LakeCommitter } from './committer.js';
+import { decodeTicks } from './decode.js';
+import { type FlushPolicy, GroupBuffer } from './domain/buffer.js';
+import { newBackupId } from './domain/products.js';
+import { SerialQueue } from './serial.js';
+
+interface TickRow {
+  symbol: string;
+  date: string;
+  ts: number;
+  price: number;
+  size: number;
+  side: string | null;
+  trade_id: string | null;
+  stream_seq: number;
+}
+
+const COLUMNS: ParquetColumn[] = Object.entries(TICKS.columns).map(([name, type]) => ({ name, type }));
+/** Rough in-memory cost of one buffered tick, for the memory budget. */
+const TICK_BYTES = 160;
+
+export interface TicksSinkDeps {
+  store: ObjectStore;
+  conn: DuckDBConnection;
+  checkpoint: SeqCheckpoint;
+  committer: LakeCommitter;
+  logger: Logger;
+  metrics: Metrics;
+  policy: FlushPolicy;
+  compression: ParquetCompression;
+  maxFileBytes: number;
+  clock?: () => number;
+}
+
+/**
+ * The raw tick archive: ticks → `ticks/symbol=<S>/date=<D>/*.parquet`. A message's ticks may
+ * span partitions, so every flush takes all open partitions in one atomic multi-partition
+ * commit, and the messages are acked together after it.
+ */
+export class TicksSink {
+  private readonly buffer: GroupBuffer<TickRow>;
+  private held: BusMessage[] = [];
+  private readonly flushes = new SerialQueue();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: TicksSinkDeps) {
+    this.buffer = new GroupBuffer<TickRow>(deps.policy);
+    this.now = deps.clock ?? Date.now;
+  }
+
+  readonly handle = async (messages: readonly BusMessage[]): Promise<(Outcome | undefined)[]> => {
+    const outcomes: (Outcome | undefined)[] = [];
+    const now = this.now();
+    for (const msg of messages) {
+      if (this.deps.checkpoint.isCommitted(msg.seq)) {
+        this.deps.metrics
+          .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
+          .inc({ dataset: 'ticks' });
+        outcomes.push(Outcomes.ack());
+        continue;
+      }
+      let ticks: Tick[];
+      try {
+        ticks = decodeTicks(msg.subject, msg.json());
+      } catch (err) {
+        await msg.fail(err);
+        outcomes.push(undefined);
+        continue;
+      }
+      for (const t of ticks) {
+        const date = new Date(t.ts).toISOString().slice(0, 10);
+        this.buffer.add(`${t.symbol}/${date}`, toRow(t, date, msg.seq), TICK_BYTES, now);
+      }
+      this.held.push(msg);
+      outcomes.push(undefined);
+    }
+    if (this.buffer.hasDue(now)) {
+      const flushing = this.flushAll();
+      // Overlap parsing with writing, unless the buffer is over its memory budget.
+      if (this.buffer.totalBytes > this.deps.policy.maxTotalBytes) await flushing;
+      else flushing.catch(() => {});
+    }
+    return outcomes;
+  };
+
+  /** Age-driven flush from the timer. */
+  async flushDue(): Promise<void> {
+    if (this.buffer.hasDue(this.now())) await this.flushAll();
+  }
+
+  flushAll(): Promise<void> {
+    return this.flushes.run(() => this.flush());
+  }
+
+  msUntilDue(): number | undefined {
+    return this.buffer.msUntilDue(this.now());
+  }
+
+  private async flush(): Promise<void> {
+    const groups = this.buffer.takeAll();
+    const messages = this.held;
+    this.held = [];
+    if (messages.length === 0) return;
+    const { committer, logger, metrics } = this.deps;
+    const started = this.now();
+    try {
+      const changes: PartitionChange[] = [];
+      const id = newBackupId();
+      for (const g of groups) {
+        const first = g.items[0]!;
+        const values = { symbol: first.symbol, date: first.date };
+        const dir = `${TICKS.root}/${partitionPath(TICKS.partitionColumns, values)}`;
+        const stamp = new Date(started).toISOString().replace(/[-:]/g, '').slice(0, 15);
+        const files = await writeLakeFiles({
+          conn: this.deps.conn,
+          store: this.deps.store,
+          dir,
+          fileName: (part, parts) => `ticks_${stamp}_${id}${parts > 1 ? `_${part}` : ''}.parquet`,
+          columns: COLUMNS,
+          batches: [g.items as unknown as Record<string, unknown>[]],
+          compression: this.deps.compression,
+          maxFileBytes: this.deps.maxFileBytes,
+          timeField: 'ts',
+        });
+        changes.push({ partition: values, add: files });
+      }
+      await committer.commit(TICKS.name, committer.newCommitId(TICKS.name), changes, messages);
+      metrics
+        .histogram('parquetry_flush_seconds', 'buffer flush: write, upload, commit', ['dataset'])
+        .observe({ dataset: 'ticks' }, (this.now() - started) / 1000);
+    } catch (err) {
+      logger.warn(
+        { err, dataset: 'ticks', messages: messages.length },
+        'flush failed, messages will be retried',
+      );
+      await Promise.all(messages.map((m) => m.fail(err)));
+    }
+  }
+}
+
+function toRow(t: Tick, date: string, seq: number): TickRow {
+  return {
+    symbol: t.symbol,
+    date,
+    ts: t.ts,
+    price: t.price,
+    size: t.size,
+    side: t.side ?? null,
+    trade_id: t.trade_id ?? null,
+    stream_seq: seq,
+  };
+}

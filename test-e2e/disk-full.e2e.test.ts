@@ -1,0 +1,196 @@
+/**
+ * The lake's disk full during Parquet writes: ingest-backup's lake and its temporary directory
+ * (where DuckDB writes the Parquet file before it moves into the lake) sit on a 20 MB tmpfs (or
+ * a loop-mounted ext4 image) that a filler file then fills. Writes fail with ENOSPC, the flushes
+ * are retried (nak), nothing is committed or acknowledged meanwhile, and no partial file is ever
+ * visible in the lake. Once space is freed everything lands exactly once.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { openCatalog } from '@parquetry/lake';
+import { requireServers, startNats, tempDir } from '@parquetry/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDuck } from './lib/checks.js';
+import { expectExactlyOnce, waitForEverything } from './lib/converge.js';
+import { Publisher } from './lib/feeds.js';
+import { missingBuilds, sleep, waitFor } from './lib/procs.js';
+import { publishInWaves, smallFeed } from './lib/scenario.js';
+import { startSystem } from './lib/system.js';
+
+const skip = await requireServers({ nats: true });
+const SIZE_MB = 20;
+
+/** A size-limited directory: tmpfs, else a loop-mounted ext4 image; undefined when neither works. */
+function mountSmall(dir: string, scratch: string): { how: string; unmount(): void } | undefined {
+  mkdirSync(dir, { recursive: true });
+  const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' }).status === 0;
+  const unmount = () => {
+    spawnSync('umount', ['-l', dir]);
+  };
+  if (run('mount', ['-t', 'tmpfs', '-o', `size=${SIZE_MB}m`, 'tmpfs', dir])) return { how: 'tmpfs', unmount };
+  const img = join(scratch, 'small.img');
+  if (
+    run('truncate', ['-s', `${SIZE_MB}M`, img]) &&
+    run('mkfs.ext4', ['-q', '-F', img]) &&
+    run('mount', ['-o', 'loop', img, dir])
+  ) {
+    return { how: 'loop ext4', unmount };
+  }
+  return undefined;
+}
+
+/** Fills the filesystem of `file` until ENOSPC; returns the bytes written. */
+function fill(file: string): number {
+  const fd = openSync(file, 'w');
+  let written = 0;
+  try {
+    for (const size of [1 << 20, 64 << 10, 4 << 10, 512]) {
+      const buf = Buffer.alloc(size, 1);
+      for (;;) {
+        try {
+          written += writeSync(fd, buf);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+function parquetFiles(root: string, dir = root): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('_')) continue; // metadata and the store's own _tmp: not lake data
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...parquetFiles(root, p));
+    else if (e.name.endsWith('.parquet')) out.push(relative(root, p));
+  }
+  return out;
+}
+
+const scratch = tempDir('pq-e2e-diskfull-');
+const small = join(scratch.path, 'small');
+const mounted = skip ? undefined : mountSmall(small, scratch.path);
+if (!mounted) scratch.remove();
+const reason =
+  skip ?? (mounted ? undefined : 'cannot mount a size-limited directory (needs root: tmpfs or loop)');
+if (reason && process.env.CI === 'true' && !skip) throw new Error(`${reason} (CI=true: refusing to skip)`);
+
+describe.skipIf(reason)('disk full during Parquet writes', () => {
+  afterAll(() => {
+    mounted?.unmount();
+    scratch.remove();
+  });
+  it('naks and retries, shows no partial file, and lands everything once space is back', async () => {
+    expect(missingBuilds(), 'build first: npx -y pnpm@10 run build').toEqual([]);
+    const started = Date.now();
+    const nats = await startNats();
+    const lakeDir = join(small, 'lake');
+    const tmpDir = join(small, 'tmp');
+    mkdirSync(tmpDir, { recursive: true });
+    const system = await startSystem({
+      natsUrl: nats.url,
+      lakeUrl: `file://${lakeDir}`,
+      databaseUrl: '',
+      dir: scratch.path,
+      instances: 1,
+      only: ['ingest-backup'],
+      // DuckDB writes each Parquet file under the OS temp directory first: put it on the small disk.
+      serviceEnv: { 'ingest-backup': { TMPDIR: tmpDir } },
+    });
+    const feed = await Publisher.connect(nats.url);
+    const filler = join(small, 'filler');
+    try {
+      const jsm = await jetstreamManager(feed.nc);
+      const catalog = await openCatalog({ nc: feed.nc, writerId: 'e2e-reader' });
+      const f = smallFeed();
+      const lakeRows = async () =>
+        (await catalog.liveFiles('products')).reduce((n, x) => n + x.rows, 0) +
+        (await catalog.liveFiles('ticks')).reduce((n, x) => n + x.rows, 0);
+      const acked = async () => {
+        let n = 0;
+        for (const stream of ['PRODUCTS', 'TICKS'])
+          for await (const c of jsm.consumers.list(stream)) n += c.ack_floor.stream_seq;
+        return n;
+      };
+      const duck = await openDuck();
+      const checkVisible = async () => {
+        // Every Parquet file a reader of the directory can see is whole (DuckDB reads it) and live.
+        const live = new Set(
+          [...(await catalog.liveFiles('products')), ...(await catalog.liveFiles('ticks'))].map(
+            (x) => x.path,
+          ),
+        );
+        const visible = parquetFiles(lakeDir);
+        for (const v of visible) {
+          expect(live.has(v), `${v} is visible but not live in the catalog`).toBe(true);
+          await duck.rows(`SELECT count(*) FROM read_parquet('${join(lakeDir, v)}')`);
+        }
+        return visible.length;
+      };
+
+      let filled = 0;
+      let failedFlushes = 0;
+      let checks = 0;
+      let frozen = { rows: 0, acked: 0 };
+      const { retries } = await publishInWaves(feed, f, {
+        waves: 6,
+        between: async (w) => {
+          if (w !== 1) return;
+          await waitFor(
+            'the first waves to land',
+            async () => ((await lakeRows()) > 0 ? true : undefined),
+            30_000,
+          );
+          const warned = system.all[0]!.logged(/flush failed/).length;
+          filled = fill(filler);
+          await sleep(2000); // a flush already past its writes may still commit
+          frozen = { rows: await lakeRows(), acked: await acked() };
+          for (let i = 0; i < 8; i++) {
+            await sleep(1000);
+            expect({ rows: await lakeRows(), acked: await acked() }).toEqual(frozen);
+            await checkVisible();
+            checks++;
+          }
+          failedFlushes = system.all[0]!.logged(/flush failed/).length - warned;
+          rmSync(filler);
+        },
+      });
+      expect(failedFlushes, 'writes failed on the full disk').toBeGreaterThan(0);
+      const expected = { products: f.expected.products, ticks: f.expected.ticks };
+      const freedAt = Date.now();
+      const converged = await waitForEverything({ catalog, expected, system });
+      const visible = await checkVisible();
+      duck.close();
+      const counts = await expectExactlyOnce({
+        system,
+        batches: f.batches,
+        ticks: [...f.ticks, ...f.sentinels],
+      });
+      const dead = (await jsm.streams.info('DLQ').catch(() => undefined))?.state.messages ?? 0;
+      expect(dead).toBe(0);
+      console.log(
+        `e2e disk full (${mounted!.how} ${SIZE_MB} MB): filled with ${(filled / 1e6).toFixed(1)} MB after wave 2 of 6; ` +
+          `${failedFlushes} failed flushes naked and retried over 10 s, lake rows held at ${frozen.rows} and ack floor at ` +
+          `${frozen.acked}, ${checks} checks of the visible files (all whole and live); after freeing the space ` +
+          `${counts.lakeProducts} products (${f.batches.length} batches) and ${counts.lakeTicks} ticks exactly once ` +
+          `in ${visible} visible files, ${dead} dead letters, crashes ${system.all[0]!.crashes}, ${retries} publish retries; ` +
+          `caught up ${((converged.at - freedAt) / 1000).toFixed(1)} s after, total ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+    } catch (err) {
+      console.error(system.tails());
+      throw err;
+    } finally {
+      await feed.close();
+      await Promise.all(system.all.map((p) => p.kill9()));
+      await nats.stop();
+      rmSync(filler, { force: true });
+    }
+  }, 180_000);
+});
