@@ -16,7 +16,7 @@ import { openDuck } from './lib/checks.js';
 import { expectExactlyOnce, waitForEverything } from './lib/converge.js';
 import { Publisher } from './lib/feeds.js';
 import { missingBuilds, sleep, waitFor } from './lib/procs.js';
-import { publishInWaves, smallFeed } from './lib/scenario.js';
+import { feedInParts, smallFeed } from './lib/scenario.js';
 import { startSystem } from './lib/system.js';
 
 const skip = await requireServers({ nats: true });
@@ -120,8 +120,11 @@ describe.skipIf(reason)('disk full during Parquet writes', () => {
         return n;
       };
       const duck = await openDuck();
-      const checkVisible = async () => {
-        // Every Parquet file a reader of the directory can see is whole (DuckDB reads it) and live.
+      /**
+       * Every Parquet file a reader of the directory can see is whole (DuckDB reads it). With
+       * `settled`, each is also live in the catalog: a failed flush removes what it had put.
+       */
+      const checkVisible = async (settled: boolean) => {
         const live = new Set(
           [...(await catalog.liveFiles('products')), ...(await catalog.liveFiles('ticks'))].map(
             (x) => x.path,
@@ -129,44 +132,57 @@ describe.skipIf(reason)('disk full during Parquet writes', () => {
         );
         const visible = parquetFiles(lakeDir);
         for (const v of visible) {
-          expect(live.has(v), `${v} is visible but not live in the catalog`).toBe(true);
+          if (settled) expect(live.has(v), `${v} is visible but not live in the catalog`).toBe(true);
           await duck.rows(`SELECT count(*) FROM read_parquet('${join(lakeDir, v)}')`);
         }
-        return visible.length;
+        return { visible: visible.length, uncommitted: visible.filter((v) => !live.has(v)).length };
       };
 
-      let filled = 0;
-      let failedFlushes = 0;
+      // Three parts, in order: the first lands on a roomy disk; the second arrives after the disk
+      // is full, so its flushes must fail (whatever the machine's speed); the third and the
+      // sentinels arrive once space is back.
+      const parts = feedInParts(feed, f, 3);
+      let retries = 0;
+      const publishPart = async (i: number) => {
+        retries += await parts.publish(i);
+      };
+
+      await publishPart(0);
+      await waitFor(
+        'the first part to land',
+        async () => ((await lakeRows()) > 0 ? true : undefined),
+        30_000,
+      );
+      const warned = system.all[0]!.logged(/flush failed/).length;
+      const filled = fill(filler);
+      await sleep(2000); // a flush already past its writes may still commit
+      await publishPart(1);
+      await waitFor(
+        'a flush to fail on the full disk',
+        () => (system.all[0]!.logged(/flush failed/).length > warned ? true : undefined),
+        60_000,
+      );
+      // Nothing is acknowledged that is not committed. (The disk is not frozen solid: a failed
+      // flush deletes the files it had put, and a small write may fit in that space.)
+      const frozen = { rows: await lakeRows(), acked: await acked() };
       let checks = 0;
-      let frozen = { rows: 0, acked: 0 };
-      const { retries } = await publishInWaves(feed, f, {
-        waves: 6,
-        between: async (w) => {
-          if (w !== 1) return;
-          await waitFor(
-            'the first waves to land',
-            async () => ((await lakeRows()) > 0 ? true : undefined),
-            30_000,
-          );
-          const warned = system.all[0]!.logged(/flush failed/).length;
-          filled = fill(filler);
-          await sleep(2000); // a flush already past its writes may still commit
-          frozen = { rows: await lakeRows(), acked: await acked() };
-          for (let i = 0; i < 8; i++) {
-            await sleep(1000);
-            expect({ rows: await lakeRows(), acked: await acked() }).toEqual(frozen);
-            await checkVisible();
-            checks++;
-          }
-          failedFlushes = system.all[0]!.logged(/flush failed/).length - warned;
-          rmSync(filler);
-        },
-      });
+      let uncommittedSeen = 0;
+      for (let i = 0; i < 8; i++) {
+        await sleep(1000);
+        const now = { rows: await lakeRows(), acked: await acked() };
+        if (now.acked > frozen.acked) expect(now.rows, 'acked without a commit').toBeGreaterThan(frozen.rows);
+        uncommittedSeen += (await checkVisible(false)).uncommitted;
+        checks++;
+      }
+      const failedFlushes = system.all[0]!.logged(/flush failed/).length - warned;
+      rmSync(filler);
+      await publishPart(2);
+      retries += await parts.sentinels();
       expect(failedFlushes, 'writes failed on the full disk').toBeGreaterThan(0);
       const expected = { products: f.expected.products, ticks: f.expected.ticks };
       const freedAt = Date.now();
       const converged = await waitForEverything({ catalog, expected, system });
-      const visible = await checkVisible();
+      const { visible } = await checkVisible(true);
       duck.close();
       const counts = await expectExactlyOnce({
         system,
@@ -176,9 +192,9 @@ describe.skipIf(reason)('disk full during Parquet writes', () => {
       const dead = (await jsm.streams.info('DLQ').catch(() => undefined))?.state.messages ?? 0;
       expect(dead).toBe(0);
       console.log(
-        `e2e disk full (${mounted!.how} ${SIZE_MB} MB): filled with ${(filled / 1e6).toFixed(1)} MB after wave 2 of 6; ` +
-          `${failedFlushes} failed flushes naked and retried over 10 s, lake rows held at ${frozen.rows} and ack floor at ` +
-          `${frozen.acked}, ${checks} checks of the visible files (all whole and live); after freeing the space ` +
+        `e2e disk full (${mounted!.how} ${SIZE_MB} MB): filled with ${(filled / 1e6).toFixed(1)} MB after the first third of the feed; ` +
+          `${failedFlushes} failed flushes on the second third, naked and retried, lake rows ${frozen.rows} and ack floor ${frozen.acked} when full, ` +
+          `${checks} checks of the visible files (all whole; ${uncommittedSeen} sightings of a not yet removed uncommitted file); after freeing the space ` +
           `${counts.lakeProducts} products (${f.batches.length} batches) and ${counts.lakeTicks} ticks exactly once ` +
           `in ${visible} visible files, ${dead} dead letters, crashes ${system.all[0]!.crashes}, ${retries} publish retries; ` +
           `caught up ${((converged.at - freedAt) / 1000).toFixed(1)} s after, total ${((Date.now() - started) / 1000).toFixed(1)} s`,

@@ -72,3 +72,24 @@ export async function publishInWaves(
   if (f.sentinels.length > 0) retries += (await feed.publish(tickMessages(f.sentinels))).retries;
   return { retries };
 }
+
+/**
+ * The feed cut into `parts` published one at a time, for a test that must put data on the bus
+ * while its fault is on (a fault hook racing the waves may find everything already flushed on a
+ * fast machine). `publish(i)` and `sentinels()` return their publish retries.
+ */
+export function feedInParts(feed: Publisher, f: Feed, parts: number) {
+  const pm = productMessages(f.batches);
+  const tm = tickMessages(f.ticks);
+  const part = <T>(a: readonly T[], i: number) =>
+    a.slice(Math.floor((i * a.length) / parts), Math.floor(((i + 1) * a.length) / parts));
+  return {
+    async publish(i: number): Promise<number> {
+      const [p, t] = await Promise.all([feed.publish(part(pm, i)), feed.publish(part(tm, i))]);
+      return p.retries + t.retries;
+    },
+    async sentinels(): Promise<number> {
+      return f.sentinels.length > 0 ? (await feed.publish(tickMessages(f.sentinels))).retries : 0;
+    },
+  };
+}

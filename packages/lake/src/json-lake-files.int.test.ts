@@ -154,4 +154,35 @@ describe('writeJsonLakeFiles', () => {
     }
     expect(ids).toEqual(docs.flatMap((d) => d.products.map(() => d.batch_id)));
   });
+
+  it('removes the parts already put when a later part cannot be put, leaving nothing uncommitted', async () => {
+    const docs = productFixtureBatches(300).slice(0, 60);
+    const { json } = columnsFor(docs);
+    let puts = 0;
+    // The real store, failing its third upload (a disk filling up part-way through a split file).
+    const failing: ObjectStore = Object.create(store, {
+      putFile: {
+        value: (key: string, path: string, o: { move?: boolean }) =>
+          ++puts === 3
+            ? Promise.reject(new Error('ENOSPC: no space left on device'))
+            : store.putFile(key, path, o),
+      },
+    });
+    await expect(
+      writeJsonLakeFiles({
+        conn: db.conn,
+        store: failing,
+        dir: 'partial',
+        fileName: (part) => `f_${part}.parquet`,
+        documents: docs.map((d) => Buffer.from(JSON.stringify(d))),
+        recordsField: 'products',
+        columns: json,
+        maxFileBytes: 20_000,
+      }),
+    ).rejects.toThrow(/ENOSPC/);
+    expect(puts).toBe(3);
+    const left: string[] = [];
+    for await (const o of store.list('partial/')) left.push(o.key);
+    expect(left).toEqual([]);
+  });
 });

@@ -7,6 +7,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { InvalidInputError } from '@parquetry/service';
 import type { NewFile } from './catalog/types.js';
 import type { ColumnType } from './datasets.js';
+import { putLakeFiles } from './lake-files.js';
 import { sqlIdent, sqlString } from './parquet/duckdb.js';
 import { identifierKey } from './parquet/infer.js';
 import { duckdbType } from './parquet/values.js';
@@ -180,13 +181,7 @@ export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promi
         );
       }
     }
-    const files: NewFile[] = [];
-    for (const [i, out] of outputs.entries()) {
-      const key = `${opts.dir}/${opts.fileName(i + 1, outputs.length)}`;
-      await opts.store.putFile(key, out.path, { move: true });
-      files.push({ path: key, rows: out.rows, bytes: out.bytes, sha256: out.sha256 });
-    }
-    return files;
+    return await putLakeFiles(opts.store, opts.dir, opts.fileName, outputs);
   } finally {
     if (materialized) await conn.run(`DROP TABLE IF EXISTS temp.main.${sqlIdent(table)}`).catch(() => {});
     await unlink(input).catch(() => {});

@@ -102,21 +102,57 @@ export async function writeLakeFiles(opts: WriteLakeFilesOptions): Promise<NewFi
     for (const part of splitBatches(opts.batches, parts)) outputs.push(await write(part));
   }
 
-  const files: NewFile[] = [];
   try {
-    for (const [i, out] of outputs.entries()) {
-      const key = `${opts.dir}/${opts.fileName(i + 1, outputs.length)}`;
-      await opts.store.putFile(key, out.path, { move: true });
-      files.push({
-        path: key,
-        rows: out.rows,
-        bytes: out.bytes,
-        sha256: out.sha256,
-        ...(opts.timeField ? timeRange(out.slice, opts.timeField) : {}),
-      });
-    }
+    return await putLakeFiles(opts.store, opts.dir, opts.fileName, outputs, (out) =>
+      opts.timeField ? timeRange(out.slice, opts.timeField) : {},
+    );
   } finally {
     await Promise.all(outputs.map((o) => unlink(o.path).catch(() => {})));
   }
+}
+
+/** A finished local Parquet file, ready to move into the store. */
+export interface LocalLakeFile {
+  path: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Moves finished local files into the store as `<dir>/<fileName(i, n)>` and returns their
+ * catalog entries. A failure part-way removes the parts already put: a failed write leaves no
+ * file behind that no commit will ever name.
+ */
+export async function putLakeFiles<T extends LocalLakeFile>(
+  store: ObjectStore,
+  dir: string,
+  fileName: (part: number, parts: number) => string,
+  outputs: readonly T[],
+  extra: (out: T) => Partial<NewFile> = () => ({}),
+): Promise<NewFile[]> {
+  const files: NewFile[] = [];
+  try {
+    for (const [i, out] of outputs.entries()) {
+      const key = `${dir}/${fileName(i + 1, outputs.length)}`;
+      await store.putFile(key, out.path, { move: true });
+      files.push({ path: key, rows: out.rows, bytes: out.bytes, sha256: out.sha256, ...extra(out) });
+    }
+  } catch (err) {
+    await discardLakeFiles(store, files);
+    throw err;
+  }
   return files;
+}
+
+/**
+ * Best-effort removal of files written for a commit that was never attempted (a later write of
+ * the same flush failed). Only for that case: after a commit was tried its outcome may be unknown
+ * (a lost reply), and its files are left to the catalog's reconcile and sweep.
+ */
+export async function discardLakeFiles(
+  store: ObjectStore,
+  files: readonly { path: string }[],
+): Promise<void> {
+  await Promise.all(files.map((f) => store.delete(f.path).catch(() => {})));
 }

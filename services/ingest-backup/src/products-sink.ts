@@ -4,8 +4,10 @@ import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
 import {
   type Catalog,
   ColumnInferrer,
+  discardLakeFiles,
   identifierKey,
   type JsonColumn,
+  type NewFile,
   type ObjectStore,
   type ParquetColumn,
   type ParquetCompression,
@@ -156,6 +158,8 @@ export class ProductsSink {
     const { catalog, committer, logger, metrics } = this.deps;
     const started = this.now();
     const messages = groups.flatMap((g) => g.items.map((i) => i.msg));
+    const written: NewFile[] = [];
+    let committing = false;
     try {
       const byPartition = new Map<
         string,
@@ -193,6 +197,7 @@ export class ProductsSink {
           if (fresh.length === 0) continue;
           const stamp: BackupStamp = { backupId: newBackupId(), backupTime: this.now() };
           const files = await this.writeGroup(`products/${dir}`, fresh, stamp);
+          written.push(...files);
           change.add.push(...files);
           change.sources!.push(...fresh.map((i) => i.key));
           const md = metadata.get(dir) ?? { values, entries: [] };
@@ -208,7 +213,8 @@ export class ProductsSink {
         }
         if (change.add.length > 0) changes.push(change);
       }
-      const written = this.now();
+      const writtenAt = this.now();
+      committing = true;
       await committer.commit(PRODUCTS.name, committer.newCommitId(PRODUCTS.name), changes, messages);
       const committed = this.now();
       for (const [dir, { values, entries }] of metadata) await this.writeMetadata(dir, values, entries);
@@ -217,8 +223,8 @@ export class ProductsSink {
           dataset: 'products',
           messages: messages.length,
           files: changes.reduce((n, c) => n + c.add.length, 0),
-          write_ms: written - started,
-          commit_ms: committed - written,
+          write_ms: writtenAt - started,
+          commit_ms: committed - writtenAt,
         },
         'flush',
       );
@@ -230,6 +236,7 @@ export class ProductsSink {
         { err, dataset: 'products', messages: messages.length },
         'flush failed, messages will be retried',
       );
+      if (!committing) await discardLakeFiles(this.deps.store, written);
       await Promise.all(messages.map((m) => m.fail(err)));
     }
   }

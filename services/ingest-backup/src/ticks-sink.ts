@@ -2,6 +2,8 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { SeqCheckpoint } from '@parquetry/bus';
 import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
 import {
+  discardLakeFiles,
+  type NewFile,
   type ObjectStore,
   type ParquetColumn,
   type ParquetCompression,
@@ -117,6 +119,8 @@ export class TicksSink {
     if (messages.length === 0) return;
     const { committer, logger, metrics } = this.deps;
     const started = this.now();
+    const written: NewFile[] = [];
+    let committing = false;
     try {
       const changes: PartitionChange[] = [];
       const id = newBackupId();
@@ -136,8 +140,10 @@ export class TicksSink {
           maxFileBytes: this.deps.maxFileBytes,
           timeField: 'ts',
         });
+        written.push(...files);
         changes.push({ partition: values, add: files });
       }
+      committing = true;
       await committer.commit(TICKS.name, committer.newCommitId(TICKS.name), changes, messages);
       metrics
         .histogram('parquetry_flush_seconds', 'buffer flush: write, upload, commit', ['dataset'])
@@ -147,6 +153,7 @@ export class TicksSink {
         { err, dataset: 'ticks', messages: messages.length },
         'flush failed, messages will be retried',
       );
+      if (!committing) await discardLakeFiles(this.deps.store, written);
       await Promise.all(messages.map((m) => m.fail(err)));
     }
   }

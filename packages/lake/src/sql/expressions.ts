@@ -42,7 +42,15 @@ export const EXPRESSION_FUNCTIONS = [
 export type ExpressionFunction = (typeof EXPRESSION_FUNCTIONS)[number];
 export const ARITHMETIC_OPS = ['+', '-', '*', '/', '%'] as const;
 export type ArithmeticOp = (typeof ARITHMETIC_OPS)[number];
-export const CAST_TYPES = ['VARCHAR', 'BIGINT', 'INTEGER', 'DOUBLE', 'BOOLEAN', 'DATE', 'TIMESTAMPTZ'] as const;
+export const CAST_TYPES = [
+  'VARCHAR',
+  'BIGINT',
+  'INTEGER',
+  'DOUBLE',
+  'BOOLEAN',
+  'DATE',
+  'TIMESTAMPTZ',
+] as const;
 export type CastType = (typeof CAST_TYPES)[number];
 
 export const EXPRESSION_LIMITS = { maxDepth: 12, maxNodes: 128, maxTextChars: 2000 } as const;
@@ -94,7 +102,10 @@ const NUMERIC: ReadonlySet<ExpressionType> = new Set(['INTEGER', 'BIGINT', 'DOUB
 const TEMPORAL: ReadonlySet<ExpressionType> = new Set(['DATE', 'TIMESTAMPTZ']);
 
 function fail(path: string, message: string, details?: Record<string, unknown>): never {
-  throw new InvalidInputError(`${path}: ${message}`, { code: 'invalid_expression', details: { path, ...details } });
+  throw new InvalidInputError(`${path}: ${message}`, {
+    code: 'invalid_expression',
+    details: { path, ...details },
+  });
 }
 
 function show(s: string): string {
@@ -102,7 +113,8 @@ function show(s: string): string {
 }
 
 function countNodes(e: unknown, depth: number, path: string, budget: { left: number }): void {
-  if (depth > EXPRESSION_LIMITS.maxDepth) fail(path, `nested deeper than ${EXPRESSION_LIMITS.maxDepth} levels`);
+  if (depth > EXPRESSION_LIMITS.maxDepth)
+    fail(path, `nested deeper than ${EXPRESSION_LIMITS.maxDepth} levels`);
   if (--budget.left < 0) fail(path, `more than ${EXPRESSION_LIMITS.maxNodes} nodes`);
   const args = (e as { args?: unknown } | null)?.args;
   if (Array.isArray(args)) args.forEach((a, i) => countNodes(a, depth + 1, `${path}.args.${i}`, budget));
@@ -171,7 +183,11 @@ class ExpressionCompiler {
             : 'BIGINT';
       // Integer operands are widened so BIGINT arithmetic never overflows an INTEGER column's width.
       const widen = (x: CompiledExpression) =>
-        type === 'DOUBLE' ? `CAST(${x.sql} AS DOUBLE)` : type === 'BIGINT' ? `CAST(${x.sql} AS BIGINT)` : x.sql;
+        type === 'DOUBLE'
+          ? `CAST(${x.sql} AS DOUBLE)`
+          : type === 'BIGINT'
+            ? `CAST(${x.sql} AS BIGINT)`
+            : x.sql;
       return { sql: `(${widen(a)} ${e.op} ${widen(b)})`, type };
     }
     const arg = this.compile(e.args[0], `${path}.args.0`);
@@ -430,10 +446,12 @@ export function parseExpression(text: string): Expression {
         depth--;
         if (lower === 'cast') {
           const as = next();
-          if (as.kind !== 'ident' || as.quoted || as.value.toLowerCase() !== 'as') bad(as, 'expected AS in cast(x AS TYPE)');
+          if (as.kind !== 'ident' || as.quoted || as.value.toLowerCase() !== 'as')
+            bad(as, 'expected AS in cast(x AS TYPE)');
           const ty = next();
           const type = ty.kind === 'ident' ? ty.value.toUpperCase() : '';
-          if (!(CAST_TYPES as readonly string[]).includes(type)) bad(ty, `cast type must be one of ${CAST_TYPES.join(', ')}`);
+          if (!(CAST_TYPES as readonly string[]).includes(type))
+            bad(ty, `cast type must be one of ${CAST_TYPES.join(', ')}`);
           expectPunct(')');
           return { fn: 'cast', args: [arg], type: type as CastType };
         }
