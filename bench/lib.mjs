@@ -1,6 +1,7 @@
 // Shared benchmark helpers: peak RSS of a child process, results files, timing.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+
 import { execSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,7 +26,12 @@ export function machine() {
   try {
     commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
   } catch {}
-  return { node: process.version, cpu, cores: (readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length, commit };
+  return {
+    node: process.version,
+    cpu,
+    cores: (readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length,
+    commit,
+  };
 }
 
 export function writeResults(name, result, markdown) {

@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 export function pnpm(args, opts = {}) {
   const execpath = process.env.npm_execpath;
   const [cmd, argv] =
-    execpath && /pnpm/.test(execpath) ? [process.execPath, [execpath, ...args]] : ['npx', ['-y', 'pnpm@10', ...args]];
+    execpath && /pnpm/.test(execpath)
+      ? [process.execPath, [execpath, ...args]]
+      : ['npx', ['-y', 'pnpm@10', ...args]];
   const r = spawnSync(cmd, argv, { stdio: 'inherit', ...opts });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

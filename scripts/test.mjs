@@ -4,5 +4,8 @@ import { ensureBuilt } from './pnpm.mjs';
 
 ensureBuilt();
 const args = ['vitest', 'run', ...process.argv.slice(2)];
-const r = spawnSync('npx', args, { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=4096' } });
+const r = spawnSync('npx', args, {
+  stdio: 'inherit',
+  env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=4096' },
+});
 process.exit(r.status ?? 1);

@@ -89,7 +89,10 @@ await publishFast(
       const b = batchAt(n);
       const data = new TextEncoder().encode(JSON.stringify(b));
       payloadBytes += data.length;
-      for (const p of b.products) ndjson.write(`${JSON.stringify({ batch_id: b.batch_id, retailer: b.retailer, category: b.category, ...p })}\n`);
+      for (const p of b.products)
+        ndjson.write(
+          `${JSON.stringify({ batch_id: b.batch_id, retailer: b.retailer, category: b.category, ...p })}\n`,
+        );
       yield { subject: subjects.products(b.retailer, b.category), data, msgId: b.batch_id };
     }
   })(),
@@ -97,7 +100,9 @@ await publishFast(
 );
 await new Promise((r) => ndjson.end(r));
 const preloadS = (performance.now() - t0) / 1000;
-console.log(`pre-loaded ${batches} batches (${(payloadBytes / 1e6).toFixed(0)} MB) in ${preloadS.toFixed(1)} s`);
+console.log(
+  `pre-loaded ${batches} batches (${(payloadBytes / 1e6).toFixed(0)} MB) in ${preloadS.toFixed(1)} s`,
+);
 
 // Baseline (a): raw consume of the same messages, ack each, no work.
 await ensureConsumer(bus.jsm, 'PRODUCTS', 'bench-raw', { ackWaitMs: 60_000, maxAckPending: 10_000 });
@@ -111,7 +116,9 @@ for await (const m of iter) {
 }
 await iter.close();
 const rawS = (performance.now() - ta) / 1000;
-console.log(`(a) raw consume: ${(TOTAL / rawS).toFixed(0)} products/s (${(batches / rawS).toFixed(0)} msgs/s)`);
+console.log(
+  `(a) raw consume: ${(TOTAL / rawS).toFixed(0)} products/s (${(batches / rawS).toFixed(0)} msgs/s)`,
+);
 
 // Baseline (b): DuckDB NDJSON → Parquet (snappy), same records.
 const duck = await DuckDBInstance.create(':memory:', { threads: '2' });
@@ -127,16 +134,35 @@ duck.closeSync();
 
 // The system under test: the real ingest-backup process draining the pre-loaded stream.
 const lakeDir = join(tmp, 'lake');
-const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), join(root, 'services/ingest-backup/dist/main.js')], {
-  env: { ...process.env, NATS_URL: nats.url, LAKE_URL: `file://${lakeDir}`, HTTP_PORT: String(PROBE_PORT), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ARCHIVE_TICKS: 'false',
-    // The generated batches are dated 2025-09-03: retention must not drop them mid-run.
-    PARQUET_MAX_AGE_DAYS: '36500' },
-  stdio: ['ignore', 'inherit', 'inherit'],
-});
+const child = spawn(
+  process.execPath,
+  [
+    ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
+    join(root, 'services/ingest-backup/dist/main.js'),
+  ],
+  {
+    env: {
+      ...process.env,
+      NATS_URL: nats.url,
+      LAKE_URL: `file://${lakeDir}`,
+      HTTP_PORT: String(PROBE_PORT),
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+      ARCHIVE_TICKS: 'false',
+      // The generated batches are dated 2025-09-03: retention must not drop them mid-run.
+      PARQUET_MAX_AGE_DAYS: '36500',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  },
+);
 const catalog = await openCatalog({ nc: bus.nc });
 // The clock starts when the service is ready (consuming): process start-up is not ingest.
 const tStart = performance.now();
-while (!(await fetch(`http://127.0.0.1:${PROBE_PORT}/ready`).then((r) => r.ok).catch(() => false))) await sleep(20);
+while (
+  !(await fetch(`http://127.0.0.1:${PROBE_PORT}/ready`)
+    .then((r) => r.ok)
+    .catch(() => false))
+)
+  await sleep(20);
 const startupS = (performance.now() - tStart) / 1000;
 const ts = performance.now();
 let committed = 0;
@@ -163,12 +189,27 @@ const result = {
   batch: BATCH,
   messages: batches,
   payload_mb: +(payloadBytes / 1e6).toFixed(1),
-  ingest: { startup_seconds: +startupS.toFixed(2), seconds: +ingestS.toFixed(2), products_per_s: Math.round(TOTAL / ingestS), peak_rss_mb: Math.round(peak), files: files.length, lake_mb: +(lakeBytes / 1e6).toFixed(1) },
+  ingest: {
+    startup_seconds: +startupS.toFixed(2),
+    seconds: +ingestS.toFixed(2),
+    products_per_s: Math.round(TOTAL / ingestS),
+    peak_rss_mb: Math.round(peak),
+    files: files.length,
+    lake_mb: +(lakeBytes / 1e6).toFixed(1),
+  },
   baseline_raw_consume: { seconds: +rawS.toFixed(2), products_per_s: Math.round(TOTAL / rawS) },
-  baseline_duckdb_ndjson: { seconds: +duckS.toFixed(2), products_per_s: Math.round(TOTAL / duckS), ndjson_mb: +(statSync(ndjsonPath).size / 1e6).toFixed(1) },
+  baseline_duckdb_ndjson: {
+    seconds: +duckS.toFixed(2),
+    products_per_s: Math.round(TOTAL / duckS),
+    ndjson_mb: +(statSync(ndjsonPath).size / 1e6).toFixed(1),
+  },
 };
-result.ratio_to_duckdb = +(result.ingest.products_per_s / result.baseline_duckdb_ndjson.products_per_s).toFixed(2);
-result.ratio_to_raw_consume = +(result.ingest.products_per_s / result.baseline_raw_consume.products_per_s).toFixed(3);
+result.ratio_to_duckdb = +(
+  result.ingest.products_per_s / result.baseline_duckdb_ndjson.products_per_s
+).toFixed(2);
+result.ratio_to_raw_consume = +(
+  result.ingest.products_per_s / result.baseline_raw_consume.products_per_s
+).toFixed(3);
 console.log(JSON.stringify(result, null, 2));
 writeResults(
   'ingest',

@@ -106,7 +106,7 @@ export class SeqCheckpoint {
   private async read(): Promise<{ record: CheckpointRecord; revision: number }> {
     try {
       const e = await this.kv.get(this.key);
-      if (!e || e.operation !== 'PUT') return { record: { committed: [], pending: [] }, revision: 0 };
+      if (e?.operation !== 'PUT') return { record: { committed: [], pending: [] }, revision: 0 };
       return {
         record: JSON.parse(new TextDecoder().decode(e.value)) as CheckpointRecord,
         revision: e.revision,

@@ -4,7 +4,11 @@ import type { Logger } from 'pino';
  * Run `stop` once on SIGTERM/SIGINT (graceful drain), then exit. A second signal exits at once.
  * Returns a function that removes the handlers (for tests).
  */
-export function onShutdown(logger: Logger, stop: () => Promise<void>, opts: { timeoutMs?: number } = {}): () => void {
+export function onShutdown(
+  logger: Logger,
+  stop: () => Promise<void>,
+  opts: { timeoutMs?: number } = {},
+): () => void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * One registry per service. Names follow docs/observability.md: `parquetry_<thing>_<unit>_total`
@@ -12,7 +12,8 @@ export class Metrics {
 
   constructor(service: string, opts: { defaults?: boolean } = {}) {
     this.registry.setDefaultLabels({ service });
-    if (opts.defaults ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'parquetry_process_' });
+    if (opts.defaults ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'parquetry_process_' });
   }
 
   counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
@@ -36,7 +37,13 @@ export class Metrics {
   histogram(name: string, help: string, labelNames: string[] = [], buckets?: number[]): Histogram<string> {
     let h = this.histograms.get(name);
     if (!h) {
-      h = new Histogram({ name, help, labelNames, registers: [this.registry], ...(buckets ? { buckets } : {}) });
+      h = new Histogram({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        ...(buckets ? { buckets } : {}),
+      });
       this.histograms.set(name, h);
     }
     return h;

@@ -23,7 +23,11 @@ export function natsAvailable(): boolean {
   return natsBinary() !== undefined;
 }
 
-async function launch(bin: string, port: number, storeDir: string): Promise<{ proc: ChildProcess; port: number }> {
+async function launch(
+  bin: string,
+  port: number,
+  storeDir: string,
+): Promise<{ proc: ChildProcess; port: number }> {
   const proc = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

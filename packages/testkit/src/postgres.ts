@@ -10,7 +10,10 @@ export interface TestDatabase {
 
 /** Admin connection: DATABASE_URL's server, or the local server with the postgres user. */
 function adminUrl(): string {
-  const base = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const base =
+    process.env.TEST_DATABASE_URL ??
+    process.env.DATABASE_URL ??
+    'postgres://postgres@127.0.0.1:5432/postgres';
   const u = new URL(base);
   u.pathname = '/postgres';
   return u.toString();

@@ -117,7 +117,8 @@ function countNodes(e: unknown, depth: number, path: string, budget: { left: num
     fail(path, `nested deeper than ${EXPRESSION_LIMITS.maxDepth} levels`);
   if (--budget.left < 0) fail(path, `more than ${EXPRESSION_LIMITS.maxNodes} nodes`);
   const args = (e as { args?: unknown } | null)?.args;
-  if (Array.isArray(args)) args.forEach((a, i) => countNodes(a, depth + 1, `${path}.args.${i}`, budget));
+  if (Array.isArray(args))
+    for (const [i, a] of args.entries()) countNodes(a, depth + 1, `${path}.args.${i}`, budget);
 }
 
 /** Validates the shape (closed set of node kinds, bounded size) before any type checking. */
