@@ -73,6 +73,8 @@ export class ServiceProcess {
   private proc: ChildProcess | undefined;
   private exited: Promise<Exit> | undefined;
   private readonly lines: string[] = [];
+  /** Every warn-or-above pino message seen, by `msg` (the line buffer above keeps only 200). */
+  private readonly warnings = new Map<string, number>();
   readonly exits: Exit[] = [];
   starts = 0;
   kills = 0;
@@ -108,6 +110,14 @@ export class ServiceProcess {
     const keep = (line: string) => {
       this.lines.push(line);
       if (this.lines.length > 200) this.lines.shift();
+      if (line.startsWith('{') && /"level":[4-6]\d/.test(line)) {
+        try {
+          const msg = String((JSON.parse(line) as { msg?: unknown }).msg);
+          this.warnings.set(msg, (this.warnings.get(msg) ?? 0) + 1);
+        } catch {
+          // not a pino line
+        }
+      }
     };
     createInterface({ input: proc.stdout! }).on('line', keep);
     createInterface({ input: proc.stderr! }).on('line', keep);
@@ -195,8 +205,10 @@ export class ServiceProcess {
     return this.lines.slice(-n).join('\n');
   }
 
-  /** Output lines that pino logged at warn or above, with `msg` matching. */
-  logged(pattern: RegExp): string[] {
-    return this.lines.filter((l) => pattern.test(l));
+  /** How many times pino logged, at warn or above, a `msg` matching `pattern` since the start. */
+  warned(pattern: RegExp): number {
+    let n = 0;
+    for (const [msg, count] of this.warnings) if (pattern.test(msg)) n += count;
+    return n;
   }
 }
