@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Catalog, openCatalog } from './catalog/catalog.js';
 import type { NewFile } from './catalog/types.js';
 import { vacuum } from './catalog/vacuum.js';
-import { applyRetention, retentionKeepFrom } from './retention.js';
+import { applyRetention, retentionEvents, retentionKeepFrom } from './retention.js';
 import { FsObjectStore } from './store/fs.js';
 
 const NOW = new Date('2025-09-10T08:00:00Z');
@@ -90,6 +90,13 @@ it('dry run changes nothing; a run drops old partitions in the catalog, keeps fi
   expect((await catalog.liveFiles('products')).map((f) => f.path)).toEqual([
     'products/retailer=jumbo/date=2025-09-03/c.parquet',
   ]);
+  // The dry run named the commits the run made; the events announce those same commits.
+  expect(run.dropped.map((p) => p.commitId)).toEqual(dry.dropped.map((p) => p.commitId));
+  for (const event of retentionEvents(run, NOW)) {
+    expect(event.operation).toBe('remove');
+    const values = event.partitions[0]!.values;
+    expect(await catalog.isApplied('products', values, event.commit_id)).toBe(true);
+  }
   const old = await catalog.partition('products', { retailer: 'jumbo', date: '2025-08-01' });
   expect(old.sources).toEqual([]);
   expect(old.removed.map((r) => r.path).sort()).toEqual([

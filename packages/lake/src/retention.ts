@@ -21,6 +21,8 @@ export interface RetentionOptions {
 export interface RetainedPartition {
   /** Partition path, e.g. `retailer=jumbo/date=2024-11-03`. */
   partition: string;
+  /** The catalog commit that removes them (in a dry run, the one that would). */
+  commitId: string;
   /** Keys of the files removed from the catalog (they stay in the store until vacuum). */
   paths: string[];
   files: number;
@@ -119,6 +121,7 @@ export async function applyRetention(opts: RetentionOptions): Promise<RetentionR
 function summarize(path: string, m: Pick<PartitionManifest, 'files'>): RetainedPartition {
   return {
     partition: path,
+    commitId: retentionCommitId(path, m.files),
     paths: m.files.map((f) => f.path),
     files: m.files.length,
     rows: m.files.reduce((n, f) => n + f.rows, 0),
@@ -136,14 +139,14 @@ async function dropPartition(
   let m = first;
   for (let attempt = 0; ; attempt++) {
     if (m.files.length === 0 && m.sources.length === 0) return summarize(path, m);
-    const remove = m.files.map((f) => f.path);
+    const dropped = summarize(path, m);
     try {
       await catalog.commit({
         dataset,
-        commitId: retentionCommitId(path, m.files),
-        changes: [{ partition: m.partition, add: [], remove, forgetSources: [...m.sources] }],
+        commitId: dropped.commitId,
+        changes: [{ partition: m.partition, add: [], remove: dropped.paths, forgetSources: [...m.sources] }],
       });
-      return summarize(path, m);
+      return dropped;
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw err;
       m = await catalog.partition(dataset, m.partition);
@@ -154,14 +157,14 @@ async function dropPartition(
 /**
  * The `lake.committed.<dataset>` events announcing what a retention run dropped: one `remove`
  * per partition with the removed paths, so followers (pg-loader) delete the same rows. The commit
- * id is the partition's retention commit, so a re-announcement is deduplicated by JetStream.
+ * id is the catalog's own retention commit id, so a re-announcement is deduplicated by JetStream.
  */
 export function retentionEvents(result: RetentionResult, now = new Date()): LakeCommitted[] {
   if (result.dryRun) return [];
   const { partitionColumns } = getDataset(result.dataset);
   return result.dropped.map((dropped) => ({
     dataset: result.dataset,
-    commit_id: `retention-${result.dataset}-${dropped.partition}-${result.keepFrom}`,
+    commit_id: dropped.commitId,
     committed_at: now.toISOString(),
     operation: 'remove',
     partitions: [
