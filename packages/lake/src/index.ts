@@ -12,6 +12,7 @@ export * from './parquet/reader.js';
 export * from './parquet/values.js';
 export * from './parquet/writer.js';
 export * from './partition.js';
+export * from './product-columns.js';
 export * from './retention.js';
 export * from './schemas.js';
 export * from './sql/expressions.js';

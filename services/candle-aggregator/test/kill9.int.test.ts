@@ -121,14 +121,21 @@ describe.skipIf(skip)('candle-aggregator under kill -9', () => {
       let previous = 0;
       while (killedAt.length < 6 && !(published && killedAt.length >= 4)) {
         // Wait until the restarted service has handled messages beyond the last kill …
+        // (A restart under a loaded CI machine can take many seconds: a generous deadline, and a
+        // failure that says what the service was doing.)
+        let seen: Health | undefined;
         const progressed = await waitFor(
-          'the service to make progress after its restart',
+          `the service to make progress after restart ${killedAt.length} (beyond seq ${previous} of ${total}; published: ${published})`,
           async () => {
+            if (service.exitCode !== null) throw new Error(`the service exited with ${service.exitCode}`);
             const h = await health(port);
+            seen = h ?? seen;
+            if (!h) throw new Error(`no health answer yet; last seen ${JSON.stringify(seen)}`);
             // (or has caught up with everything: the last kill may have come after the end)
-            return h && (h.last_seq > previous || h.last_seq >= total) ? h : undefined;
+            if (h.last_seq > previous || h.last_seq >= total) return h;
+            throw new Error(`still at ${JSON.stringify(h)}`);
           },
-          30_000,
+          90_000,
         );
         if (progressed.last_seq >= total) break; // caught up: nothing left to interrupt
         // … then kill it at a random moment of its work.

@@ -6,7 +6,6 @@ import {
   type Catalog,
   ColumnInferrer,
   type DuckDB,
-  identifierKey,
   jsonText,
   type NewFile,
   type ObjectStore,
@@ -14,6 +13,8 @@ import {
   openDuckDB,
   openObjectStore,
   type ParquetColumn,
+  PRODUCT_FIXED_PARQUET_COLUMNS,
+  productColumns,
   writeLakeFiles,
 } from '@parquetry/lake';
 import { loadConfig, silentLogger } from '@parquetry/service';
@@ -93,16 +94,6 @@ export async function openTestLake(kind: LakeKind): Promise<TestLake> {
   };
 }
 
-const FIXED: ParquetColumn[] = [
-  { name: 'backup_timestamp', type: 'TIMESTAMPTZ', shared: true },
-  { name: 'backup_id', type: 'VARCHAR', shared: true },
-  { name: 'retailer', type: 'VARCHAR', shared: true },
-  { name: 'category', type: 'VARCHAR', shared: true },
-  { name: 'date', type: 'DATE', shared: true },
-  { name: 'batch_id', type: 'VARCHAR', shared: true },
-];
-const RESERVED = new Set(FIXED.map((c) => c.name));
-
 /** One product as written: fixed columns and each field under its column name in the file. */
 export type SourceRow = Record<string, unknown>;
 
@@ -127,14 +118,7 @@ export async function writeProducts(lake: TestLake): Promise<SourceRow[]> {
     n++;
     const inferrer = new ColumnInferrer();
     for (const b of batches) for (const p of b.products) inferrer.observe(p);
-    const inferred = inferrer.columns(FIXED.map((c) => c.name));
-    const taken = new Set(inferred.map((c) => identifierKey(c.name)));
-    const free: ParquetColumn[] = inferred.map((c) => {
-      let wanted = c.field;
-      while (RESERVED.has(wanted.toLowerCase())) wanted = `product_${wanted}`;
-      const name = wanted !== c.field && !taken.has(identifierKey(wanted)) ? wanted : c.name;
-      return { name, field: c.field, type: c.type, ...(c.json ? { json: c.json } : {}) };
-    });
+    const free: ParquetColumn[] = productColumns(inferrer);
     const shared = (batchId: string) => ({
       backup_timestamp: backupTime,
       backup_id: backupId,
@@ -163,7 +147,7 @@ export async function writeProducts(lake: TestLake): Promise<SourceRow[]> {
       dir: `products/retailer=${retailer}/date=${date}`,
       fileName: () =>
         `${category}_${stamp.slice(0, 10).replaceAll('-', '')}_${stamp.slice(11, 19).replaceAll(':', '')}_${backupId}.parquet`,
-      columns: [...FIXED, ...free],
+      columns: [...PRODUCT_FIXED_PARQUET_COLUMNS, ...free],
       batches: batches.map((b) => ({ rows: b.products, shared: shared(b.batch_id) })),
     });
     const part = byPartition.get(`${retailer}|${date}`) ?? { retailer, date, add: [] };

@@ -5,16 +5,19 @@ import {
   type Catalog,
   ColumnInferrer,
   discardLakeFiles,
-  identifierKey,
   type JsonColumn,
   type NewFile,
   type ObjectStore,
   type ParquetColumn,
   type ParquetCompression,
   type PartitionChange,
+  PRODUCT_FIXED_COLUMNS,
+  PRODUCT_FIXED_PARQUET_COLUMNS,
   PRODUCTS,
   type ProductBatch,
+  type ProductFixedColumn,
   partitionPath,
+  productColumns,
   writeJsonLakeFiles,
   writeLakeFiles,
 } from '@parquetry/lake';
@@ -32,8 +35,6 @@ import {
   batchSourceKey,
   metadataFileName,
   newBackupId,
-  PRODUCT_FIXED_COLUMNS,
-  productFieldName,
   productRowBatch,
   summarizeBatch,
 } from './domain/products.js';
@@ -67,15 +68,6 @@ export interface ProductsSinkDeps {
 
 /** Per buffered message beyond its body: envelope, inferred kinds, bookkeeping. */
 const ITEM_OVERHEAD_BYTES = 2048;
-
-const FIXED_TYPES: Record<(typeof PRODUCT_FIXED_COLUMNS)[number], ParquetColumn['type']> = {
-  backup_timestamp: 'TIMESTAMPTZ',
-  backup_id: 'VARCHAR',
-  retailer: 'VARCHAR',
-  category: 'VARCHAR',
-  date: 'DATE',
-  batch_id: 'VARCHAR',
-};
 
 /**
  * Product batches → Parquet, one file per retailer, day and category per flush. Messages are
@@ -244,14 +236,7 @@ export class ProductsSink {
   private async writeGroup(dir: string, items: Item[], stamp: BackupStamp) {
     const inferrer = new ColumnInferrer();
     for (const i of items) inferrer.absorb(i.kinds);
-    const inferred = inferrer.columns(PRODUCT_FIXED_COLUMNS);
-    const taken = new Set(inferred.map((c) => identifierKey(c.name)));
-    const free = inferred.map((c) => {
-      // A product field named like a fixed column is kept as `product_<name>` (readable, stable).
-      const wanted = productFieldName(c.field);
-      const name = wanted !== c.field && !taken.has(identifierKey(wanted)) ? wanted : c.name;
-      return { name, field: c.field, type: c.type, json: c.json };
-    });
+    const free = productColumns(inferrer);
     const first = items[0]!.batch;
     const file = {
       store: this.deps.store,
@@ -262,7 +247,7 @@ export class ProductsSink {
       maxFileBytes: this.deps.maxFileBytes,
     };
     const { date } = batchPartition(first);
-    const constants: Record<Exclude<(typeof PRODUCT_FIXED_COLUMNS)[number], 'batch_id'>, string | number> = {
+    const constants: Record<Exclude<ProductFixedColumn, 'batch_id'>, string | number> = {
       backup_timestamp: new Date(stamp.backupTime).toISOString(),
       backup_id: stamp.backupId,
       retailer: first.retailer,
@@ -273,8 +258,8 @@ export class ProductsSink {
       ...PRODUCT_FIXED_COLUMNS.map(
         (name): JsonColumn =>
           name === 'batch_id'
-            ? { name, type: FIXED_TYPES[name], docField: 'batch_id' }
-            : { name, type: FIXED_TYPES[name], constant: constants[name] },
+            ? { name, type: PRODUCTS.columns[name]!, docField: 'batch_id' }
+            : { name, type: PRODUCTS.columns[name]!, constant: constants[name] },
       ),
       ...free.map((c): JsonColumn => ({ name: c.name, type: c.type, json: c.json, field: c.field })),
     ];
@@ -292,15 +277,11 @@ export class ProductsSink {
       // Field names DuckDB cannot tell apart, or a value its JSON reader converts differently:
       // the JS writer takes every value as JSON.parse gave it.
       this.deps.logger.debug({ err: err.message, dir }, 'products written through the JS path');
-      const fixed: ParquetColumn[] = PRODUCT_FIXED_COLUMNS.map((name) => ({
-        name,
-        type: FIXED_TYPES[name],
-        shared: true,
-      }));
+
       return writeLakeFiles({
         ...file,
         conn: this.deps.conn,
-        columns: [...fixed, ...free],
+        columns: [...PRODUCT_FIXED_PARQUET_COLUMNS, ...free],
         batches: items.map((i) => productRowBatch(decodeProductBatch(i.msg.subject, i.msg.json()), stamp)),
       });
     }

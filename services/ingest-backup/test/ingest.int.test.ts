@@ -1,4 +1,5 @@
 import { listDeadLetters, publishBatch, publishJson, subjects } from '@parquetry/bus';
+import { productFieldName } from '@parquetry/lake';
 import {
   type NatsServerHandle,
   productFixtureBatches,
@@ -10,7 +11,6 @@ import {
   tempDir,
 } from '@parquetry/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productFieldName } from '../src/domain/products.js';
 import { type Harness, startIngest, waitFor } from './harness.js';
 
 const skip = await requireServers({ nats: true });

@@ -1,26 +1,5 @@
 import type { ProductBatch } from '@parquetry/lake';
 
-/** Columns every products file starts with (DESIGN.md "Lake layout"). */
-export const PRODUCT_FIXED_COLUMNS = [
-  'backup_timestamp',
-  'backup_id',
-  'retailer',
-  'category',
-  'date',
-  'batch_id',
-] as const;
-const RESERVED = new Set<string>(PRODUCT_FIXED_COLUMNS);
-
-/**
- * A product field whose name collides with a fixed column (a scraper sending its own `date`)
- * is kept as `product_<name>`, so nothing is lost and the partition columns stay truthful.
- */
-export function productFieldName(name: string): string {
-  let out = name;
-  while (RESERVED.has(out.toLowerCase())) out = `product_${out}`;
-  return out;
-}
-
 /** The idempotency key of a batch (or of one part of a batch sent in parts). */
 export function batchSourceKey(batch: Pick<ProductBatch, 'batch_id' | 'part' | 'parts'>): string {
   return batch.parts && batch.parts > 1
