@@ -42,6 +42,10 @@ export interface IngestBackup {
 
 const SERVICE = 'ingest-backup';
 const CHECKPOINT_BUCKET = 'ingest_checkpoints';
+/** Messages held unacknowledged by the consumer (above what is pulled, for redeliveries). */
+const MAX_ACK_PENDING = 50_000;
+/** Messages pulled and not yet settled; buffered ones stay unsettled until their commit. */
+const MAX_IN_FLIGHT = 40_000;
 
 interface Sink {
   handle: BatchHandler;
@@ -74,6 +78,8 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     maxAgeMs: config.FLUSH_MAX_AGE_MS,
     maxGroupBytes: config.FLUSH_GROUP_MB * 1024 * 1024,
     maxTotalBytes: config.BUFFER_MAX_MB * 1024 * 1024,
+    // Half the pull window: a flush starts while the other half keeps arriving.
+    maxTotalItems: MAX_IN_FLIGHT / 2,
   };
   const maxFileBytes = config.MAX_FILE_SIZE_MB * 1024 * 1024;
   const loops: ConsumerLoop[] = [];
@@ -99,7 +105,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     // ack_wait outlives a flush; held messages are also touched (inProgress) while buffered.
     await ensureConsumer(bus.jsm, stream, durable, {
       ackWaitMs: config.ACK_WAIT_MS,
-      maxAckPending: 50_000,
+      maxAckPending: MAX_ACK_PENDING,
       description: `${SERVICE} → ${dataset}`,
     });
     loops.push(
@@ -112,7 +118,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
         logger: logger.child({ stream, consumer: durable }),
         metrics,
         batchSize: config.FETCH_BATCH,
-        maxInFlight: 40_000,
+        maxInFlight: MAX_IN_FLIGHT,
         // Buffered messages stay unsettled until their commit: a flush in progress plus a full
         // buffer behind it, then pulling waits (memory stays bounded when writes fall behind).
         maxInFlightBytes: 2 * config.BUFFER_MAX_MB * 1024 * 1024,

@@ -11,6 +11,12 @@ export interface FlushPolicy {
   maxGroupBytes: number;
   /** Never hold more than this many estimated bytes across all groups. */
   maxTotalBytes: number;
+  /**
+   * Never hold more than this many items across all groups. Items are unacknowledged messages:
+   * small ones (single ticks) fill the consumer's ack-pending window long before any byte
+   * budget, and waiting for their age then caps the rate at window / age.
+   */
+  maxTotalItems?: number;
 }
 
 export interface Group<T> {
@@ -23,6 +29,7 @@ export interface Group<T> {
 export class GroupBuffer<T> {
   private readonly groups = new Map<string, Group<T>>();
   private total = 0;
+  private count = 0;
 
   constructor(private readonly policy: FlushPolicy) {}
 
@@ -35,10 +42,15 @@ export class GroupBuffer<T> {
     g.items.push(item);
     g.bytes += bytes;
     this.total += bytes;
+    this.count += 1;
   }
 
   get totalBytes(): number {
     return this.total;
+  }
+
+  get totalItems(): number {
+    return this.count;
   }
 
   get size(): number {
@@ -52,10 +64,10 @@ export class GroupBuffer<T> {
       if (now - g.firstAt >= this.policy.maxAgeMs || g.bytes >= this.policy.maxGroupBytes) due.push(g);
     }
     for (const g of due) this.remove(g.key);
-    if (this.total > this.policy.maxTotalBytes) {
+    if (this.overBudget(1)) {
       const bySize = [...this.groups.values()].sort((a, b) => b.bytes - a.bytes);
       for (const g of bySize) {
-        if (this.total <= this.policy.maxTotalBytes / 2) break;
+        if (!this.overBudget(2)) break;
         this.remove(g.key);
         due.push(g);
       }
@@ -65,7 +77,7 @@ export class GroupBuffer<T> {
 
   /** Whether takeDue would return anything now (for sinks that flush all groups together). */
   hasDue(now: number): boolean {
-    if (this.total > this.policy.maxTotalBytes) return true;
+    if (this.overBudget(1)) return true;
     for (const g of this.groups.values()) {
       if (now - g.firstAt >= this.policy.maxAgeMs || g.bytes >= this.policy.maxGroupBytes) return true;
     }
@@ -77,6 +89,7 @@ export class GroupBuffer<T> {
     const all = [...this.groups.values()];
     this.groups.clear();
     this.total = 0;
+    this.count = 0;
     return all;
   }
 
@@ -90,10 +103,20 @@ export class GroupBuffer<T> {
     return min;
   }
 
+  /** Over the budgets divided by `divisor` (1: must flush; 2: flushed down to half). */
+  private overBudget(divisor: number): boolean {
+    const { maxTotalBytes, maxTotalItems } = this.policy;
+    return (
+      this.total > maxTotalBytes / divisor ||
+      (maxTotalItems !== undefined && this.count > maxTotalItems / divisor)
+    );
+  }
+
   private remove(key: string): void {
     const g = this.groups.get(key);
     if (!g) return;
     this.groups.delete(key);
     this.total -= g.bytes;
+    this.count -= g.items.length;
   }
 }

@@ -34,4 +34,27 @@ describe('GroupBuffer', () => {
       ),
     );
   });
+
+  it('never holds more items than the item budget after takeDue (small messages)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 300 }), (keys) => {
+        const b = new GroupBuffer<number>({
+          maxAgeMs: 1e9,
+          maxGroupBytes: 1e9,
+          maxTotalBytes: 1e9,
+          maxTotalItems: 20,
+        });
+        let flushed = 0;
+        for (const [i, key] of keys.entries()) {
+          b.add(String(key), i, 1, 0);
+          expect(b.hasDue(0)).toBe(b.totalItems > 20);
+          for (const g of b.takeDue(0)) flushed += g.items.length;
+          expect(b.totalItems).toBeLessThanOrEqual(20);
+        }
+        for (const g of b.takeAll()) flushed += g.items.length;
+        expect(flushed).toBe(keys.length);
+        expect(b.totalItems).toBe(0);
+      }),
+    );
+  });
 });
