@@ -17,6 +17,17 @@ export function peakRssMb(pid) {
   }
 }
 
+/** CPU seconds (user + system, all threads) a live process has used so far. */
+export function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 export function machine() {
   let cpu = 'unknown';
   try {

@@ -13,7 +13,7 @@ import { connectBus, ensureConsumer, ensureStreams, publishFast, subjects } from
 import { openCatalog } from '@parquetry/lake';
 import { silentLogger } from '@parquetry/service';
 import { startNats } from '@parquetry/testkit';
-import { machine, peakRssMb, sleep, writeResults } from '../lib.mjs';
+import { cpuSeconds, machine, peakRssMb, sleep, writeResults } from '../lib.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -176,6 +176,7 @@ while (committed < TOTAL) {
 }
 const ingestS = (performance.now() - ts) / 1000;
 peak = Math.max(peak, peakRssMb(child.pid) ?? 0);
+const cpuS = cpuSeconds(child.pid);
 child.kill('SIGTERM');
 const files = await catalog.liveFiles('products');
 const lakeBytes = files.reduce((n, f) => n + f.bytes, 0);
@@ -194,6 +195,7 @@ const result = {
     seconds: +ingestS.toFixed(2),
     products_per_s: Math.round(TOTAL / ingestS),
     peak_rss_mb: Math.round(peak),
+    cpu_seconds: cpuS,
     files: files.length,
     lake_mb: +(lakeBytes / 1e6).toFixed(1),
   },
@@ -225,7 +227,7 @@ writeResults(
 | (b) DuckDB NDJSON → Parquet | ${result.baseline_duckdb_ndjson.products_per_s} | ${result.baseline_duckdb_ndjson.seconds} | |
 
 Ratio to (b): **${result.ratio_to_duckdb}** (target ≥ 0.5); target ≥ 150,000 products/s, RSS ≤ 400 MB.
-${files.length} files, ${result.ingest.lake_mb} MB in the lake.`,
+${files.length} files, ${result.ingest.lake_mb} MB in the lake; the service used ${result.ingest.cpu_seconds} CPU seconds (start-up included).`,
 );
 await bus.close();
 await nats.stop();

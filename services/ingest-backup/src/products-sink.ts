@@ -66,6 +66,9 @@ export interface ProductsSinkDeps {
   clock?: () => number;
 }
 
+/** Longest stretch of parsing between two turns of the event loop. */
+const YIELD_EVERY_MS = 10;
+
 /** Per buffered message beyond its body: envelope, inferred kinds, bookkeeping. */
 const ITEM_OVERHEAD_BYTES = 2048;
 
@@ -77,6 +80,7 @@ const ITEM_OVERHEAD_BYTES = 2048;
 export class ProductsSink {
   private readonly buffer: GroupBuffer<Item>;
   private readonly flushes = new SerialQueue();
+  private flushQueued = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: ProductsSinkDeps) {
@@ -87,12 +91,19 @@ export class ProductsSink {
   /** The consumer loop's batch handler. */
   readonly handle = async (messages: readonly BusMessage[]): Promise<(Outcome | undefined)[]> => {
     const outcomes: (Outcome | undefined)[] = [];
-    for (const msg of messages) outcomes.push(await this.accept(msg));
-    // Parsing the next messages overlaps with writing the last flush; only a buffer over its
-    // memory budget makes the consumer wait (backpressure).
-    const flushing = this.flushDue();
-    if (this.buffer.totalBytes > this.deps.policy.maxTotalBytes) await flushing;
-    else flushing.catch(() => {});
+    let yielded = performance.now();
+    for (const msg of messages) {
+      outcomes.push(await this.accept(msg));
+      // Parsing is CPU work on the event loop: every few ms, let the running flush's I/O
+      // callbacks through, or each of its steps waits for a whole batch to be parsed.
+      if (performance.now() - yielded > YIELD_EVERY_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        yielded = performance.now();
+      }
+    }
+    // Parsing goes on while a flush writes. Memory is bounded by the consumer loop's limit on
+    // unsettled bytes (buffered + being flushed), so the handler never waits for a flush.
+    this.requestFlush();
     return outcomes;
   };
 
@@ -132,6 +143,18 @@ export class ProductsSink {
   /** Flush everything buffered (graceful stop). */
   flushAll(): Promise<void> {
     return this.flushes.run(() => this.flush(this.buffer.takeAll()));
+  }
+
+  /** Queues one flush of what is due when its turn comes; one queued is enough. */
+  private requestFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    this.flushes
+      .run(() => {
+        this.flushQueued = false;
+        return this.flush(this.buffer.takeDue(this.now()));
+      })
+      .catch(() => {});
   }
 
   msUntilDue(): number | undefined {

@@ -57,6 +57,7 @@ export class TicksSink {
   private readonly buffer: GroupBuffer<TickRow>;
   private held: BusMessage[] = [];
   private readonly flushes = new SerialQueue();
+  private flushQueued = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: TicksSinkDeps) {
@@ -90,12 +91,9 @@ export class TicksSink {
       this.held.push(msg);
       outcomes.push(undefined);
     }
-    if (this.buffer.hasDue(now)) {
-      const flushing = this.flushAll();
-      // Overlap parsing with writing, unless the buffer is over its memory budget.
-      if (this.buffer.totalBytes > this.deps.policy.maxTotalBytes) await flushing;
-      else flushing.catch(() => {});
-    }
+    // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
+    // unsettled messages and bytes.
+    if (this.buffer.hasDue(now)) this.requestFlush();
     return outcomes;
   };
 
@@ -106,6 +104,18 @@ export class TicksSink {
 
   flushAll(): Promise<void> {
     return this.flushes.run(() => this.flush());
+  }
+
+  /** Queues one flush of everything when its turn comes; one queued is enough. */
+  private requestFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    this.flushes
+      .run(() => {
+        this.flushQueued = false;
+        return this.flush();
+      })
+      .catch(() => {});
   }
 
   msUntilDue(): number | undefined {
