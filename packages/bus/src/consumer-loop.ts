@@ -104,6 +104,7 @@ class Signal {
 }
 
 type Counter = ReturnType<Metrics['counter']>;
+type Gauge = ReturnType<Metrics['gauge']>;
 
 /** Resolve when `p` settles or after `ms`, whichever comes first. */
 async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
@@ -117,6 +118,7 @@ interface LoopMetrics {
   acked?: Counter;
   retried?: Counter;
   dead?: Counter;
+  pending?: Gauge;
 }
 
 function loopMetrics(metrics: Metrics | undefined): LoopMetrics {
@@ -133,6 +135,11 @@ function loopMetrics(metrics: Metrics | undefined): LoopMetrics {
       'stream',
       'reason',
     ]),
+    pending: metrics.gauge(
+      'parquetry_consumer_pending_messages',
+      'Messages in the stream not yet delivered to this consumer (as of the last delivery)',
+      ['stream'],
+    ),
   };
 }
 
@@ -250,6 +257,7 @@ class Loop implements MessageSettler, ConsumerLoop {
     this.avgBytes = this.avgBytes === undefined ? size : this.avgBytes * 0.9 + size * 0.1;
     this.counts.consumed++;
     this.m.consumed?.inc({ stream: this.opts.stream });
+    this.m.pending?.set({ stream: this.opts.stream }, raw.info.pending);
     if (this.stopping) {
       // Arrived after stop(): hand it straight back so another instance takes it now.
       msg.state = 'settled';

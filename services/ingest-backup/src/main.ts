@@ -1,8 +1,16 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectBus } from '@parquetry/bus';
-import { openDuckDB, openObjectStore } from '@parquetry/lake';
-import { createLogger, loadConfig, Metrics, onShutdown, runMain, startProbeServer } from '@parquetry/service';
+import { fileUrlToDir, openDuckDB, openObjectStore } from '@parquetry/lake';
+import {
+  createLogger,
+  loadConfig,
+  Metrics,
+  onShutdown,
+  runMain,
+  startProbeServer,
+  watchDiskFree,
+} from '@parquetry/service';
 import { createIngestBackup } from './app.js';
 import { ingestConfigSchema } from './config.js';
 
@@ -22,8 +30,14 @@ async function main(): Promise<void> {
   });
   const app = await createIngestBackup({ config, bus, store, duck, logger, metrics });
   const probes = await startProbeServer({ port: config.HTTP_PORT, metrics, logger, ready: app.ready });
+  // Parquet files are written under the temp directory first, then moved into a file lake.
+  const stopDiskWatch = watchDiskFree(metrics, {
+    tmp: tmpdir(),
+    ...(config.LAKE_URL.startsWith('file://') ? { lake: fileUrlToDir(config.LAKE_URL) } : {}),
+  });
   logger.info({ lake: config.LAKE_URL, port: probes.port }, 'started');
   onShutdown(logger, async () => {
+    stopDiskWatch();
     await app.stop();
     probes.close();
     await bus.close();

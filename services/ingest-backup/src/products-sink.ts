@@ -66,6 +66,9 @@ export interface ProductsSinkDeps {
   clock?: () => number;
 }
 
+/** 1 KB to 1 GB by powers of 4: a backup's size is judged against its usual order of magnitude. */
+const BACKUP_BYTES_BUCKETS = Array.from({ length: 11 }, (_, i) => 1024 * 4 ** i);
+
 /** Longest stretch of parsing between two turns of the event loop. */
 const YIELD_EVERY_MS = 10;
 
@@ -232,6 +235,7 @@ export class ProductsSink {
       committing = true;
       await committer.commit(PRODUCTS.name, committer.newCommitId(PRODUCTS.name), changes, messages);
       const committed = this.now();
+      this.recordBackups(changes, committed);
       for (const [dir, { values, entries }] of metadata) await this.writeMetadata(dir, values, entries);
       logger.debug(
         {
@@ -253,6 +257,27 @@ export class ProductsSink {
       );
       if (!committing) await discardLakeFiles(this.deps.store, written);
       await Promise.all(messages.map((m) => m.fail(err)));
+    }
+  }
+
+  /** Per-retailer backup metrics (the seed's "no backup in 24 h" and "abnormal size" alerts). */
+  private recordBackups(changes: readonly PartitionChange[], at: number): void {
+    const { metrics } = this.deps;
+    const last = metrics.gauge(
+      'parquetry_backup_last_timestamp_seconds',
+      'time of the last products backup committed, per retailer',
+      ['retailer'],
+    );
+    const size = metrics.histogram(
+      'parquetry_backup_bytes',
+      'size of each products backup file, per retailer',
+      ['retailer'],
+      BACKUP_BYTES_BUCKETS,
+    );
+    for (const c of changes) {
+      const retailer = String(c.partition.retailer);
+      last.set({ retailer }, at / 1000);
+      for (const f of c.add) size.observe({ retailer }, f.bytes);
     }
   }
 

@@ -10,6 +10,7 @@ export interface Harness {
   store: ObjectStore;
   duck: DuckDB;
   config: IngestConfig;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -20,13 +21,14 @@ export async function startIngest(env: Record<string, string>): Promise<Harness>
   const bus = await connectBus({ url: config.NATS_URL, name: 'ingest-test', logger });
   const store = openObjectStore(config.LAKE_URL, config);
   const duck = await openDuckDB({ threads: 1 });
+  const metrics = new Metrics('ingest-backup', { defaults: false });
   const app = await createIngestBackup({
     config,
     bus,
     store,
     duck,
     logger,
-    metrics: new Metrics('ingest-backup', { defaults: false }),
+    metrics,
   });
   return {
     app,
@@ -34,6 +36,7 @@ export async function startIngest(env: Record<string, string>): Promise<Harness>
     store,
     duck,
     config,
+    metrics,
     async close() {
       await app.stop();
       await bus.close();

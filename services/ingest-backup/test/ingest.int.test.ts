@@ -79,7 +79,26 @@ describe.skipIf(skip)('ingest-backup, real data, both lakes', () => {
         await new Promise((r) => setTimeout(r, 800));
         expect(await sumRows(h, 'products')).toBe(expected);
 
-        const { paths } = await lakeProducts(h);
+        const { files: liveFiles, paths } = await lakeProducts(h);
+        // Metrics behind the seed's alerts: the last backup per retailer, every file's size, lag.
+        const metric = async (name: string) =>
+          (await h.metrics.registry.getSingleMetric(name)!.get()).values.map((v) => ({
+            labels: v.labels,
+            value: v.value,
+            name: (v as { metricName?: string }).metricName,
+          }));
+        const retailers = [...new Set(batches.map((b) => b.retailer))].sort();
+        const last = await metric('parquetry_backup_last_timestamp_seconds');
+        expect(last.map((v) => v.labels.retailer).sort()).toEqual(retailers);
+        for (const v of last) expect(Math.abs(v.value - Date.now() / 1000)).toBeLessThan(600);
+        const sizes = (await metric('parquetry_backup_bytes')).filter(
+          (v) => v.name === 'parquetry_backup_bytes_count',
+        );
+        expect(sizes.reduce((n, v) => n + v.value, 0)).toBe(liveFiles.length);
+        const pending = (await metric('parquetry_consumer_pending_messages')).find(
+          (v) => v.labels.stream === 'PRODUCTS',
+        );
+        expect(pending?.value).toBe(0);
         const conn = h.duck.conn;
         const list = `[${paths.map((p) => `'${p}'`).join(',')}]`;
         const counts = await conn.runAndReadAll(
