@@ -83,7 +83,6 @@ const ITEM_OVERHEAD_BYTES = 2048;
 export class ProductsSink {
   private readonly buffer: GroupBuffer<Item>;
   private readonly flushes = new SerialQueue();
-  private flushQueued = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: ProductsSinkDeps) {
@@ -106,7 +105,7 @@ export class ProductsSink {
     }
     // Parsing goes on while a flush writes. Memory is bounded by the consumer loop's limit on
     // unsettled bytes (buffered + being flushed), so the handler never waits for a flush.
-    this.requestFlush();
+    this.flushes.request(() => this.flush(this.buffer.takeDue(this.now())));
     return outcomes;
   };
 
@@ -146,18 +145,6 @@ export class ProductsSink {
   /** Flush everything buffered (graceful stop). */
   flushAll(): Promise<void> {
     return this.flushes.run(() => this.flush(this.buffer.takeAll()));
-  }
-
-  /** Queues one flush of what is due when its turn comes; one queued is enough. */
-  private requestFlush(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    this.flushes
-      .run(() => {
-        this.flushQueued = false;
-        return this.flush(this.buffer.takeDue(this.now()));
-      })
-      .catch(() => {});
   }
 
   msUntilDue(): number | undefined {

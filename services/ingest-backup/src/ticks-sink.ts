@@ -57,7 +57,6 @@ export class TicksSink {
   private readonly buffer: GroupBuffer<TickRow>;
   private held: BusMessage[] = [];
   private readonly flushes = new SerialQueue();
-  private flushQueued = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: TicksSinkDeps) {
@@ -93,7 +92,7 @@ export class TicksSink {
     }
     // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
     // unsettled messages and bytes.
-    if (this.buffer.hasDue(now)) this.requestFlush();
+    if (this.buffer.hasDue(now)) this.flushes.request(() => this.flush());
     return outcomes;
   };
 
@@ -104,18 +103,6 @@ export class TicksSink {
 
   flushAll(): Promise<void> {
     return this.flushes.run(() => this.flush());
-  }
-
-  /** Queues one flush of everything when its turn comes; one queued is enough. */
-  private requestFlush(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    this.flushes
-      .run(() => {
-        this.flushQueued = false;
-        return this.flush();
-      })
-      .catch(() => {});
   }
 
   msUntilDue(): number | undefined {
