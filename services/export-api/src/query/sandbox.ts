@@ -38,6 +38,9 @@ export function sandboxStatements(opts: SandboxOptions): string[] {
     'SET autoinstall_known_extensions = false',
     'SET autoload_known_extensions = false',
     'SET allow_community_extensions = false',
+    // Lake files are immutable (a change is a new file), and candle reads open the same few files
+    // on every request: keep their footers instead of re-reading them (validated by mtime).
+    'SET parquet_metadata_cache = true',
   ];
   if (opts.memoryLimitMb !== undefined) out.push(`SET memory_limit = '${Math.floor(opts.memoryLimitMb)}MB'`);
   if (opts.threads !== undefined) out.push(`SET threads = ${Math.floor(opts.threads)}`);
