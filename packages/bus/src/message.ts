@@ -23,6 +23,8 @@ export interface BusMessage {
   readonly redelivered: boolean;
   /** When the message was stored in the stream. */
   readonly publishedAt: Date;
+  /** Messages of the stream still waiting for this consumer after this one (0: caught up). */
+  readonly pending: number;
   /** Acked, nak'ed or dead-lettered (by anyone). */
   readonly settled: boolean;
   /** The body as UTF-8; InvalidInputError when it is not. */
@@ -83,6 +85,9 @@ export class DeliveredMessage implements BusMessage {
   }
   get publishedAt(): Date {
     return this.raw.time;
+  }
+  get pending(): number {
+    return this.raw.info.pending;
   }
   get settled(): boolean {
     return this.state === 'settled';

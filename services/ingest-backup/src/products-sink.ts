@@ -24,6 +24,7 @@ import {
 import { InvalidInputError, type Logger, type Metrics } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeProductBatch } from './decode.js';
+import { BacklogWatch } from './domain/backlog.js';
 import { type FlushPolicy, type Group, GroupBuffer } from './domain/buffer.js';
 import {
   type BackupMetadata,
@@ -83,6 +84,9 @@ const ITEM_OVERHEAD_BYTES = 2048;
 export class ProductsSink {
   private readonly buffer: GroupBuffer<Item>;
   private readonly flushes = new SerialQueue();
+  private readonly backlog = new BacklogWatch();
+  /** A backlog just drained: the next flush takes everything (see BacklogWatch). */
+  private drainedFlush = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: ProductsSinkDeps) {
@@ -105,7 +109,12 @@ export class ProductsSink {
     }
     // Parsing goes on while a flush writes. Memory is bounded by the consumer loop's limit on
     // unsettled bytes (buffered + being flushed), so the handler never waits for a flush.
-    this.flushes.request(() => this.flush(this.buffer.takeDue(this.now())));
+    if (this.backlog.drained(messages.at(-1)?.pending ?? 0)) this.drainedFlush = true;
+    this.flushes.request(() => {
+      const groups = this.drainedFlush ? this.buffer.takeAll() : this.buffer.takeDue(this.now());
+      this.drainedFlush = false;
+      return this.flush(groups);
+    });
     return outcomes;
   };
 

@@ -16,6 +16,7 @@ import {
 import type { Logger, Metrics } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeTicks } from './decode.js';
+import { BacklogWatch } from './domain/backlog.js';
 import { type FlushPolicy, GroupBuffer } from './domain/buffer.js';
 import { newBackupId } from './domain/products.js';
 import { SerialQueue } from './serial.js';
@@ -57,6 +58,8 @@ export class TicksSink {
   private readonly buffer: GroupBuffer<TickRow>;
   private held: BusMessage[] = [];
   private readonly flushes = new SerialQueue();
+  /** A backlog that just drained is flushed at once (see BacklogWatch). */
+  private readonly backlog = new BacklogWatch();
   private readonly now: () => number;
 
   constructor(private readonly deps: TicksSinkDeps) {
@@ -92,7 +95,8 @@ export class TicksSink {
     }
     // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
     // unsettled messages and bytes.
-    if (this.buffer.hasDue(now)) this.flushes.request(() => this.flush());
+    const drained = this.backlog.drained(messages.at(-1)?.pending ?? 0);
+    if (drained || this.buffer.hasDue(now)) this.flushes.request(() => this.flush());
     return outcomes;
   };
 
