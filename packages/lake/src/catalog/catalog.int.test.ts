@@ -77,6 +77,25 @@ describe('catalog commits', () => {
     await expect(cat.liveFiles('ticks', { price: '1' })).rejects.toThrow(/cannot filter on price/);
   });
 
+  it('lists the same keys from the stream subjects as through KV listing (the fallback on a stuck consumer)', async () => {
+    const cat = await open(newBucket());
+    for (const date of ['2025-09-03', '2025-09-04', '2025-09-05'])
+      await cat.commit({
+        dataset: 'ticks',
+        commitId: `k-${date}`,
+        changes: [{ partition: day(date), add: [file(date, 'a')] }],
+      });
+    const internals = cat as unknown as {
+      kv: { keys(filter: string): Promise<AsyncIterable<string>> };
+      streamOps: { subjectKeys(filter: string): Promise<string[]> };
+    };
+    const viaKv: string[] = [];
+    for await (const k of await internals.kv.keys('m.ticks.>')) viaKv.push(k);
+    expect(viaKv).toHaveLength(3);
+    expect((await internals.streamOps.subjectKeys('m.ticks.>')).sort()).toEqual(viaKv.sort());
+    expect(await internals.streamOps.subjectKeys('m.products.>')).toEqual([]);
+  });
+
   it('treats a retry of the same commit id as already applied and adds nothing', async () => {
     const cat = await open(newBucket());
     const commit = {

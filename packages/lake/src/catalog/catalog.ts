@@ -140,9 +140,27 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
       await jsm.streams.update(`KV_${bucket}`, { ...info.config, num_replicas: opts.replicas });
     }
   }
-  return new Catalog(kv, bucket, opts, async (key) => {
-    await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${key}` });
+  const prefix = `$KV.${bucket}.`;
+  return new Catalog(kv, bucket, opts, {
+    async purgeKey(key) {
+      await jsm.streams.purge(`KV_${bucket}`, { filter: `${prefix}${key}` });
+    },
+    async subjectKeys(filter) {
+      const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` });
+      return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+    },
   });
+}
+
+/** Direct stream operations on the catalog's bucket. */
+export interface CatalogStreamOps {
+  /** Removes a key with its history and no delete marker (intents are short-lived). */
+  purgeKey(key: string): Promise<void>;
+  /**
+   * Keys of the bucket matching `filter`, from the stream's subject list: one API request, no
+   * consumer. It includes deleted keys (their marker is a message); callers read each key anyway.
+   */
+  subjectKeys(filter: string): Promise<string[]>;
 }
 
 /**
@@ -162,8 +180,7 @@ export class Catalog {
     private readonly kv: KV,
     readonly bucket: string,
     private readonly opts: CatalogOptions,
-    /** Removes a key with its history and no delete marker (intents are short-lived). */
-    private readonly purgeKey: (key: string) => Promise<void>,
+    private readonly streamOps: CatalogStreamOps,
   ) {
     this.logger = opts.logger ?? silentLogger();
     this.clock = opts.clock ?? (() => new Date());
@@ -395,7 +412,9 @@ export class Catalog {
       partitions[t.path] = await this.applyOne(commit, t, intent.partitions);
     }
     await this.step({ phase: 'done', commitId: commit.commitId });
-    await this.withRetry('delete intent', () => this.purgeKey(intentKey(intent.writerId, commit.commitId)));
+    await this.withRetry('delete intent', () =>
+      this.streamOps.purgeKey(intentKey(intent.writerId, commit.commitId)),
+    );
     this.logger.debug({ dataset: commit.dataset, commit_id: commit.commitId, partitions }, 'commit');
     return { commitId: commit.commitId, partitions };
   }
@@ -448,7 +467,7 @@ export class Catalog {
         pendingOf(m, id) ? { result: null, next: releaseChange(m, id, this.now()) } : { result: null },
       );
     }
-    await this.withRetry('delete intent', () => this.purgeKey(intentKey(intent.writerId, id)));
+    await this.withRetry('delete intent', () => this.streamOps.purgeKey(intentKey(intent.writerId, id)));
     this.logger.warn(
       { dataset: intent.commit.dataset, commit_id: id, err: cause },
       'commit abandoned on conflict',
@@ -524,11 +543,22 @@ export class Catalog {
     return out;
   }
 
+  /**
+   * Keys matching `filter`. KV listing runs an ordered consumer; after a cluster node died, a
+   * client that reconnected can see its consumer creation time out for minutes while gets and
+   * puts work (nats.deno #691, seen in test-e2e/cluster). Then the stream's subject list answers.
+   */
   private async keys(filter: string): Promise<string[]> {
     return await this.withRetry('list keys', async () => {
-      const out: string[] = [];
-      for await (const k of await this.kv.keys(filter)) out.push(k);
-      return out;
+      try {
+        const out: string[] = [];
+        for await (const k of await this.kv.keys(filter)) out.push(k);
+        return out;
+      } catch (err) {
+        if ((err as Error | undefined)?.name !== 'TimeoutError') throw err;
+        this.logger.warn({ err, filter }, 'kv_keys_timeout');
+        return await this.streamOps.subjectKeys(filter);
+      }
     });
   }
 
