@@ -7,7 +7,6 @@ import {
   type CandleRecord,
   canonicalAccumulator,
   cloneAccumulator,
-  compareTradeIds,
   mergeAccumulator,
   newAccumulator,
   type TradeKey,
@@ -301,9 +300,10 @@ export class CandleAggregator {
           });
         }
       });
-      const tradeIds = [...s.tradeIds.minuteStarts()]
+      const tradeIds = s.tradeIds
+        .minuteStarts()
         .sort((a, b) => a - b)
-        .map((minute) => ({ minute, ids: s.tradeIds.idsOf(minute).sort(compareTradeIds) }));
+        .map((minute) => ({ minute, ids: s.tradeIds.encodedIdsOf(minute) }));
       symbols.push({
         symbol: s.symbol,
         watermark: s.watermark === Number.NEGATIVE_INFINITY ? null : s.watermark,
@@ -581,7 +581,7 @@ export class CandleAggregator {
       if (!c.closed) s.nextCloseAt = Math.min(s.nextCloseAt, end + graceMs);
       s.nextPruneAt = Math.min(s.nextPruneAt, end + graceMs + latenessMs);
     }
-    for (const { minute, ids } of snap.tradeIds) for (const id of ids) s.tradeIds.add(id, minute);
+    for (const { minute, ids } of snap.tradeIds) s.tradeIds.addEncoded(minute, ids);
     return s;
   }
 }

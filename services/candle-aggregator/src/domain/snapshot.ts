@@ -20,6 +20,24 @@ const accumulator = z.object({
   notional: partials.min(1),
 });
 
+/** `EncodedIds` (trade-ids.ts): every run within the exact ids of at most 15 digits, of its width. */
+const run = (first: number, count: number, width: number) =>
+  first + count - 1 < (width === 0 ? 10 ** 15 : 10 ** (width - 1));
+const encodedIds = z.array(
+  z.union([
+    z.string(),
+    z
+      .tuple([z.number().int().nonnegative(), z.number().int().positive()])
+      .refine(([first, count]) => run(first, count, 0), 'trade id run beyond 15 digits'),
+    z
+      .tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(2).max(15)])
+      .refine(
+        ([first, count, width]) => run(first, count, width),
+        'zero-padded trade id run beyond its width',
+      ),
+  ]),
+);
+
 const symbolSnapshot = z.object({
   symbol: z.string().min(1),
   watermark: finite.nullable(),
@@ -32,7 +50,7 @@ const symbolSnapshot = z.object({
       acc: accumulator,
     }),
   ),
-  tradeIds: z.array(z.object({ minute: finite, ids: z.array(z.string()) })),
+  tradeIds: z.array(z.object({ minute: finite, ids: encodedIds })),
 });
 
 const count = z.number().int().nonnegative();

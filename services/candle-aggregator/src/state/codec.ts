@@ -9,8 +9,9 @@ import type { AggregatorSnapshot } from '../domain/snapshot.js';
  * The persisted state of one partition (docs/adr/0003-candle-layout.md, "State"): the
  * aggregator snapshot plus what the service adds around it — the stream position it covers,
  * the stream clock that drives idle closes, and the candles not yet committed to the lake.
- * Stored as gzipped JSON; trade ids, the bulk of it, are written as runs of consecutive
- * integers (exchange ids are sequential), so the state stays small at high trade rates.
+ * Stored as gzipped JSON; trade ids, the bulk of it, are kept and written as runs of
+ * consecutive ids (exchange ids are sequential; see domain/trade-ids.ts), so the state stays
+ * small at high trade rates.
  */
 const finite = z.number().finite();
 
@@ -42,7 +43,7 @@ export const partitionState = z.object({
   /** Id of the last journal entry applied. */
   journalId: z.number().int().nonnegative(),
   symbols: z.array(z.object({ symbol: z.string(), lastTs: finite, lastClock: finite })),
-  /** The aggregator snapshot, trade ids encoded by `encodeTradeIds`. */
+  /** The aggregator snapshot (domain/snapshot.ts). */
   aggregator: z.unknown(),
   /** Closed or revised candles not yet committed to the lake (the latest revision of each). */
   outbox: z.array(candleRecord),
@@ -53,63 +54,11 @@ export type PartitionState = Omit<z.infer<typeof partitionState>, 'aggregator' |
   outbox: z.infer<typeof candleRecord>[];
 };
 
-/** An id list entry: one id, or `[first, count]` for the integer ids first … first + count − 1. */
-export type EncodedIds = (string | [number, number])[];
-
-const SAFE_UINT = /^(?:0|[1-9][0-9]{0,14})$/;
-
-export function encodeTradeIds(ids: readonly string[]): EncodedIds {
-  const out: EncodedIds = [];
-  let run: [number, number] | undefined;
-  for (const id of ids) {
-    if (SAFE_UINT.test(id)) {
-      const n = Number(id);
-      if (run && run[0] + run[1] === n) {
-        run[1] += 1;
-        continue;
-      }
-      run = [n, 1];
-      out.push(run);
-    } else {
-      run = undefined;
-      out.push(id);
-    }
-  }
-  return out.map((e) => (typeof e !== 'string' && e[1] === 1 ? String(e[0]) : e));
-}
-
-export function decodeTradeIds(encoded: EncodedIds): string[] {
-  const out: string[] = [];
-  for (const e of encoded) {
-    if (typeof e === 'string') out.push(e);
-    else for (let i = 0; i < e[1]; i++) out.push(String(e[0] + i));
-  }
-  return out;
-}
-
-const encodedIds = z.array(
-  z.union([z.string(), z.tuple([z.number().int().nonnegative(), z.number().int().positive()])]),
-);
-
-function mapTradeIds<A, B>(
-  snapshot: { symbols: { tradeIds: { minute: number; ids: A }[] }[] },
-  f: (ids: A) => B,
-) {
-  return {
-    ...snapshot,
-    symbols: snapshot.symbols.map((s) => ({
-      ...s,
-      tradeIds: s.tradeIds.map((t) => ({ minute: t.minute, ids: f(t.ids) })),
-    })),
-  };
-}
-
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
 export async function encodePartitionState(state: PartitionState): Promise<Buffer> {
-  const stored = { ...state, aggregator: mapTradeIds(state.aggregator, encodeTradeIds) };
-  return await gzipAsync(Buffer.from(JSON.stringify(stored)), { level: 1 });
+  return await gzipAsync(Buffer.from(JSON.stringify(state)), { level: 1 });
 }
 
 export async function decodePartitionState(bytes: Uint8Array): Promise<PartitionState> {
@@ -125,16 +74,6 @@ export async function decodePartitionState(bytes: Uint8Array): Promise<Partition
       cause: parsed.error,
     });
   }
-  const agg = parsed.data.aggregator as { symbols?: { tradeIds?: { minute: number; ids: unknown }[] }[] };
-  const symbols = (agg.symbols ?? []).map((s) => ({
-    ...s,
-    tradeIds: (s.tradeIds ?? []).map((t) => {
-      const ids = encodedIds.safeParse(t.ids);
-      if (!ids.success)
-        throw new InvalidInputError('invalid candle state: bad trade id list', { cause: ids.error });
-      return { minute: t.minute, ids: decodeTradeIds(ids.data) };
-    }),
-  }));
-  // The aggregator validates the rest itself in CandleAggregator.restore.
-  return { ...parsed.data, aggregator: { ...agg, symbols } as unknown as AggregatorSnapshot };
+  // The aggregator validates its snapshot itself in CandleAggregator.restore.
+  return { ...parsed.data, aggregator: parsed.data.aggregator as AggregatorSnapshot };
 }
