@@ -177,7 +177,7 @@ describe('alerts and dashboard use metrics the code emits', () => {
       'parquetry_candles_closed_total',
       'parquetry_http_request_duration_seconds',
       'parquetry_pg_rows_loaded_total',
-      'parquetry_process_process_resident_memory_bytes',
+      'parquetry_process_resident_memory_bytes',
     ]) {
       expect(known.has(n), n).toBe(true);
     }

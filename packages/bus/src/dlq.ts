@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
 import { headers as createHeaders, type MsgHdrs, nuid } from '@nats-io/transport-node';
-import { InvalidInputError, NotFoundError, TransientError } from '@parquetry/service';
+import { InvalidInputError, type Metrics, NotFoundError, TransientError } from '@parquetry/service';
 import { DLQ_HEADERS, PARQUETRY_HEADER_PREFIX } from './dead-letter.js';
 import { publishBytes } from './publish.js';
 import { STREAM_NAMES } from './streams.js';
@@ -240,4 +240,24 @@ export async function replayDeadLetters({ js, jsm }: Clients, opts: ReplayOption
     }
   }
   return result;
+}
+
+/**
+ * `parquetry_dlq_messages`: the messages held in the DLQ stream, read from the stream's info on
+ * every scrape ("a growing dead-letter stream"). One service registers it (the compactor), so
+ * the series is not repeated per service. A scrape while NATS cannot answer keeps the last value.
+ */
+export function registerDeadLetterGauge(
+  metrics: Metrics,
+  jsm: JetStreamManager,
+  stream = STREAM_NAMES.dlq,
+): void {
+  metrics.gauge('parquetry_dlq_messages', 'Messages in the DLQ stream', [], async (gauge) => {
+    try {
+      const info = await jsm.streams.info(stream);
+      gauge.set(info.state.messages);
+    } catch {
+      // NATS unreachable or the stream not created yet: keep the last reading
+    }
+  });
 }

@@ -1,7 +1,7 @@
-import { silentLogger } from '@parquetry/service';
+import { Metrics, silentLogger } from '@parquetry/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConsumerLoop, runConsumer } from '../src/consumer-loop.js';
-import { listDeadLetters, replayDeadLetters, showDeadLetter } from '../src/dlq.js';
+import { listDeadLetters, registerDeadLetterGauge, replayDeadLetters, showDeadLetter } from '../src/dlq.js';
 import { Outcomes } from '../src/outcome.js';
 import { publishJson } from '../src/publish.js';
 import { type NatsFixture, natsFixture, sleep, testStream, waitFor } from './helpers.js';
@@ -22,6 +22,22 @@ interface Body {
 }
 
 describe('DLQ tools', () => {
+  it('parquetry_dlq_messages reads the DLQ stream on every scrape', async () => {
+    const metrics = new Metrics('probe', { defaults: false });
+    registerDeadLetterGauge(metrics, f.bus.jsm);
+    const reading = async () =>
+      Number((await metrics.text()).match(/^parquetry_dlq_messages\{[^}]*\} (\d+)$/m)?.[1]);
+    const before = (await f.bus.jsm.streams.info('DLQ')).state.messages;
+    expect(await reading()).toBe(before);
+    await f.bus.js.publish('dlq.probe.t.x', 'one');
+    await f.bus.js.publish('dlq.probe.t.y', 'two');
+    expect(await reading()).toBe(before + 2);
+    // A scrape that cannot read the stream keeps the last reading instead of failing.
+    const unreadable = new Metrics('probe', { defaults: false });
+    registerDeadLetterGauge(unreadable, f.bus.jsm, 'NO_SUCH_STREAM');
+    expect(await unreadable.text()).toMatch(/^parquetry_dlq_messages\{[^}]*\} 0$/m);
+  });
+
   it('list, show and replay: a replayed message reaches the original consumer again', async () => {
     const s = await testStream(f.bus);
     let acceptBad = false;

@@ -12,8 +12,7 @@ export class Metrics {
 
   constructor(service: string, opts: { defaults?: boolean } = {}) {
     this.registry.setDefaultLabels({ service });
-    if (opts.defaults ?? true)
-      collectDefaultMetrics({ register: this.registry, prefix: 'parquetry_process_' });
+    if (opts.defaults ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'parquetry_' });
   }
 
   counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
@@ -25,10 +24,28 @@ export class Metrics {
     return c;
   }
 
-  gauge(name: string, help: string, labelNames: string[] = []): Gauge<string> {
+  /** `collect`, when given, runs on every scrape to set the value (a reading taken on demand). */
+  gauge(
+    name: string,
+    help: string,
+    labelNames: string[] = [],
+    collect?: (gauge: Gauge<string>) => Promise<void> | void,
+  ): Gauge<string> {
     let g = this.gauges.get(name);
     if (!g) {
-      g = new Gauge({ name, help, labelNames, registers: [this.registry] });
+      g = new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        ...(collect
+          ? {
+              collect(this: Gauge<string>) {
+                return collect(this);
+              },
+            }
+          : {}),
+      });
       this.gauges.set(name, g);
     }
     return g;

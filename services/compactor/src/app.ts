@@ -8,6 +8,7 @@ import {
   type Outcome,
   Outcomes,
   outcomeForError,
+  registerDeadLetterGauge,
   runConsumer,
   STREAM_DEFS,
   STREAM_NAMES,
@@ -73,6 +74,7 @@ export interface FailedJobResult {
 export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
   const { config, bus, store, logger, metrics } = deps;
   await ensureStreams(bus.jsm, STREAM_DEFS, { replicas: config.STREAM_REPLICAS });
+  registerDeadLetterGauge(metrics, bus.jsm);
   const env = await openOpEnvironment({
     nc: bus.nc,
     js: bus.js,

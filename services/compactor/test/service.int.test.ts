@@ -9,7 +9,12 @@ import { addTicksFile, type Lake, openLake } from './harness.js';
 const skip = await requireServers({ nats: true });
 const DAY = '2025-09-03';
 
-async function startCompactor(lake: Lake, bus: Bus, env: Record<string, string>): Promise<Compactor> {
+async function startCompactor(
+  lake: Lake,
+  bus: Bus,
+  env: Record<string, string>,
+  metrics = new Metrics('compactor', { defaults: false }),
+): Promise<Compactor> {
   const config = loadConfig(compactorConfigSchema, {
     ...lake.env,
     LOG_LEVEL: 'silent',
@@ -24,7 +29,7 @@ async function startCompactor(lake: Lake, bus: Bus, env: Record<string, string>)
     bus,
     store: lake.store,
     logger: silentLogger(),
-    metrics: new Metrics('compactor', { defaults: false }),
+    metrics,
   });
 }
 
@@ -54,7 +59,8 @@ describe.skipIf(skip)('the compactor service on the LAKE_OPS work queue', () => 
         results.push({ subject: m.subject, body: m.json() });
       },
     });
-    const a = await startCompactor(lake, bus1, { INSTANCE_ID: 'c1' });
+    const metrics = new Metrics('compactor', { defaults: false });
+    const a = await startCompactor(lake, bus1, { INSTANCE_ID: 'c1' }, metrics);
     const b = await startCompactor(lake, bus2, { INSTANCE_ID: 'c2' });
     try {
       for (const s of symbols) {
@@ -99,6 +105,7 @@ describe.skipIf(skip)('the compactor service on the LAKE_OPS work queue', () => 
       // The bad job is in the DLQ; the work queue is empty.
       const dlq = await client.jsm.streams.info(STREAM_NAMES.dlq);
       expect(dlq.state.messages).toBe(1);
+      expect(await metrics.text()).toMatch(/^parquetry_dlq_messages\{service="compactor"\} 1$/m);
       const ops = await client.jsm.streams.info(STREAM_NAMES.lakeOps);
       expect(ops.state.messages).toBe(0);
     } finally {

@@ -246,6 +246,7 @@ export interface TestKeys {
   ticksOnly: string;
   revoked: string;
   limited: string;
+  candles: string;
 }
 
 /** An API_KEYS_FILE with hashed keys, and the clear keys for the test. */
@@ -265,6 +266,7 @@ export function writeKeys(dir: string): TestKeys {
     ticksOnly: make({ name: 'ticks-only', datasets: ['ticks'] }),
     revoked: make({ name: 'revoked', datasets: ['*'] }, true),
     limited: make({ name: 'limited', datasets: ['ticks'] }),
+    candles: make({ name: 'candles', datasets: ['candles'] }),
   };
   const file = join(dir, 'keys.json');
   writeFileSync(file, JSON.stringify({ keys: Object.values(keys).map((k) => k.record) }, null, 2));
@@ -276,6 +278,7 @@ export function writeKeys(dir: string): TestKeys {
     ticksOnly: keys.ticksOnly.key,
     revoked: keys.revoked.key,
     limited: keys.limited.key,
+    candles: keys.candles.key,
   };
 }
 

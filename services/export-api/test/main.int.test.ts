@@ -148,7 +148,8 @@ describe.skipIf(skip)('export-api as a process (dist/main.js)', () => {
     expect(Math.abs(Date.parse(String(health.timestamp)) - Date.now())).toBeLessThan(60_000);
     expect((await fetch(`${base}/ready`)).status).toBe(200);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toContain('parquetry_process_');
+    expect(metrics).toContain('parquetry_process_resident_memory_bytes');
+    expect(metrics).toContain('parquetry_nodejs_eventloop_lag_p99_seconds');
     const openapi = (await (await fetch(`${base}/openapi.json`)).json()) as {
       paths: Record<string, unknown>;
     };
@@ -158,6 +159,13 @@ describe.skipIf(skip)('export-api as a process (dist/main.js)', () => {
     expect((await fetch(`${base}/v1/datasets`)).status).toBe(401);
     // The candle routes are mounted by main too (behind the same keys).
     expect((await fetch(`${base}/v1/candles?symbol=BTCUSDT&timeframe=1m`)).status).toBe(401);
+    // A candle read is counted by cache result on /metrics.
+    const read = await fetch(`${base}/v1/candles?symbol=BTCUSDT&timeframe=1m`, {
+      headers: { authorization: `Bearer ${keys.candles}` },
+    });
+    expect(read.status).toBe(200);
+    const after = await (await fetch(`${base}/metrics`)).text();
+    expect(after).toMatch(/^parquetry_cache_requests_total\{[^}]*result="(hit|miss)"[^}]*\} 1$/m);
     const started = service!.lines.find((l) => l.msg === 'started')!;
     expect(started).toMatchObject({ service: 'export-api', level: 30 });
     // The signing secret was made up (NODE_ENV=test): said once, never printed.

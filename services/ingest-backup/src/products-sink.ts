@@ -8,7 +8,6 @@ import {
   type JsonColumn,
   type NewFile,
   type ObjectStore,
-  type ParquetColumn,
   type ParquetCompression,
   type PartitionChange,
   PRODUCT_FIXED_COLUMNS,

@@ -66,8 +66,11 @@ export class RetentionSchedule {
         results.push(result);
         if (result.partitions === 0) continue;
         metrics
-          .counter('parquetry_retention_files_removed_total', 'files dropped by retention', ['dataset'])
-          .inc({ dataset }, result.files);
+          .counter('parquetry_files_removed_total', 'Lake files removed (retention, compaction, vacuum)', [
+            'dataset',
+            'reason',
+          ])
+          .inc({ dataset, reason: 'retention' }, result.files);
         logger.info(
           {
             dataset,

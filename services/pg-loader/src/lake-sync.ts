@@ -192,6 +192,7 @@ export async function applyLakeChange(
           ledgerKey: f.path,
           sha256,
           fileTag: { column: LAKE_FILE_COLUMN, valueOf: () => f.path },
+          planLog: 'debug',
         });
         if (claimed.session) sessions.push(claimed.session);
         if (claimed.result.status === 'skipped') {

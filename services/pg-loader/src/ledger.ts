@@ -201,6 +201,8 @@ export async function loadClaimedFile(
     sha256: string;
     fileTag?: FileTag | undefined;
     onProgress?: ((p: LoadProgress) => void) | undefined;
+    /** Level of the routine `load_plan` line (the service loads files all day: `debug`). */
+    planLog?: 'info' | 'debug' | undefined;
   },
 ): Promise<ClaimedLoad> {
   const key = tableKey(ref);
@@ -220,6 +222,7 @@ export async function loadClaimedFile(
       loadId,
       peak: opts.peak,
       onProgress: opts.onProgress,
+      planLog: opts.planLog,
       fileTag: opts.fileTag,
     },
     [file],

@@ -96,6 +96,8 @@ export interface SessionDeps {
   loadId: string;
   peak: PeakRss;
   onProgress?: ((p: LoadProgress) => void) | undefined;
+  /** Level of the `load_plan` line for an eager plan (default info); other plans are always info. */
+  planLog?: 'info' | 'debug' | undefined;
   /** Memory available to this load (default: measured now). */
   availableBytes?: number | undefined;
   /**
@@ -224,7 +226,8 @@ export class LoadSession {
       processBytes: deps.processBytes,
     });
     await duck.setMemoryLimit(strategy.duckdbMemoryBytes);
-    deps.logger.info(
+    const level = strategy.strategy === 'eager' ? (deps.planLog ?? 'info') : 'info';
+    deps.logger[level](
       { strategy: strategy.strategy, reason: strategy.reason, files: files.length, format },
       'load_plan',
     );

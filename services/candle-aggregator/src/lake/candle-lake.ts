@@ -348,7 +348,10 @@ export class CandleLake {
       }
       this.fileCounts.set(key, files.length - merge.length + 1);
       this.deps.metrics
-        ?.counter('parquetry_files_removed_total', 'retention, vacuum, compaction', ['dataset', 'reason'])
+        ?.counter('parquetry_files_removed_total', 'Lake files removed (retention, compaction, vacuum)', [
+          'dataset',
+          'reason',
+        ])
         .inc({ dataset: CANDLES.name, reason: 'compaction' }, remove.length);
       await this.announce(commitId, 'replace', [{ values, added: [file], removed: remove }]);
       this.logger.debug({ partition: key, merged: merge.length, rows: count }, 'compacted');

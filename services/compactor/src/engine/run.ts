@@ -137,7 +137,10 @@ export async function runVacuum(ctx: OpContext, raw: unknown): Promise<VacuumOpR
   };
   if (!job.dry_run && r.expired.length + r.orphans.length > 0) {
     ctx.metrics
-      ?.counter('parquetry_files_removed_total', 'Files deleted from the lake', ['dataset', 'reason'])
+      ?.counter('parquetry_files_removed_total', 'Lake files removed (retention, compaction, vacuum)', [
+        'dataset',
+        'reason',
+      ])
       .inc({ dataset: job.dataset ?? 'all', reason: 'vacuum' }, r.expired.length + r.orphans.length);
     ctx.logger.info(
       { op: 'vacuum', expired: r.expired.length, orphans: r.orphans.length, bytes: r.bytes },

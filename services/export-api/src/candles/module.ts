@@ -1,4 +1,5 @@
 import type { Catalog, ObjectStore } from '@parquetry/lake';
+import type { Metrics } from '@parquetry/service';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -48,6 +49,8 @@ export interface CandleModuleContext {
   catalog: Pick<Catalog, 'partitions' | 'partition'>;
   store: Pick<ObjectStore, 'localPath'>;
   duck: { pool(size: number): ConnectionPool };
+  /** For `parquetry_cache_requests_total`. */
+  metrics?: Metrics | undefined;
 }
 
 export interface CandleModuleOptions extends Partial<CandleConfig> {
@@ -86,6 +89,9 @@ export function createCandleModule(
     live: new LiveCandles(config.CANDLE_LIVE_PER_SERIES),
     pg: pgPool ? new PostgresCandles(pgPool, pgTableOf(config.CANDLE_PG_TABLE)) : undefined,
     logger,
+    cacheRequests: ctx.metrics?.counter('parquetry_cache_requests_total', 'Candle reads by cache result', [
+      'result',
+    ]),
   });
   const latency = new LatencyStats();
   return {

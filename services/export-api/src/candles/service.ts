@@ -39,6 +39,8 @@ export interface CandleServiceDeps {
   live: LiveCandles;
   pg?: PostgresCandles | undefined;
   logger: Logger;
+  /** Counts reads by `result` (`hit`: memory alone, `miss`: files or PostgreSQL). */
+  cacheRequests?: { inc(labels: { result: 'hit' | 'miss' }): void } | undefined;
 }
 
 export interface SeriesRange {
@@ -67,8 +69,10 @@ export class CandleService {
   /** One window of a series (CandleQuery semantics), oldest first, with where it came from. */
   async read(q: CandleQuery): Promise<CandleRead> {
     const result = await this.readAny(q);
-    if (result.source === 'cache') this.deps.cache.counters.hits++;
+    const hit = result.source === 'cache';
+    if (hit) this.deps.cache.counters.hits++;
     else this.deps.cache.counters.misses++;
+    this.deps.cacheRequests?.inc({ result: hit ? 'hit' : 'miss' });
     return result;
   }
 
