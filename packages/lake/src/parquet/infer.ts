@@ -81,30 +81,52 @@ export function identifierKey(name: string): string {
 
 /** Incremental inference, so a caller can feed records batch by batch without holding them. */
 export class ColumnInferrer {
-  private readonly kinds = new Map<string, number>();
+  /** Fields in order of first appearance, with what each has held. */
+  private readonly fields: string[] = [];
+  private readonly kinds: number[] = [];
+  private readonly index = new Map<string, number>();
 
   observe(record: Record<string, unknown>): void {
+    const fields = this.fields;
+    let i = 0;
     for (const field of Object.keys(record)) {
+      // Records of one batch mostly share their keys in one order: a key at the place it had
+      // first is found without hashing (parsed JSON keys are interned, so === is a pointer test).
+      const at = fields[i] === field ? i : this.slot(field);
       const value = record[field];
-      const seen = this.kinds.get(field) ?? 0;
-      this.kinds.set(field, value === null || value === undefined ? seen : seen | kindOf(value));
+      if (value !== null && value !== undefined) this.kinds[at]! |= kindOf(value);
+      i++;
     }
   }
 
   /** Adds what another inferrer has seen (per-message inference merged per file), in its order. */
   absorb(other: ColumnInferrer): void {
-    for (const [field, kinds] of other.kinds) this.kinds.set(field, (this.kinds.get(field) ?? 0) | kinds);
+    other.fields.forEach((field, i) => {
+      const at = this.slot(field);
+      this.kinds[at]! |= other.kinds[i]!;
+    });
   }
 
   columns(reserved: readonly string[] = []): InferredColumn[] {
     const taken = new Set(reserved.map(identifierKey));
     const out: InferredColumn[] = [];
-    for (const [field, kinds] of this.kinds) {
+    this.fields.forEach((field, i) => {
       const name = uniqueName(safeName(field), taken);
       taken.add(identifierKey(name));
-      out.push({ name, field, ...typeFromKinds(kinds) });
-    }
+      out.push({ name, field, ...typeFromKinds(this.kinds[i]!) });
+    });
     return out;
+  }
+
+  private slot(field: string): number {
+    let at = this.index.get(field);
+    if (at === undefined) {
+      at = this.fields.length;
+      this.fields.push(field);
+      this.kinds.push(0);
+      this.index.set(field, at);
+    }
+    return at;
   }
 }
 
