@@ -49,7 +49,7 @@ const MAX_IN_FLIGHT = 40_000;
 
 interface Sink {
   handle: BatchHandler;
-  flushDue(): Promise<void>;
+  flushDue(): void;
   flushAll(): Promise<void>;
 }
 
@@ -129,11 +129,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
       }),
     );
     const tick = Math.max(5, Math.min(250, Math.floor(config.FLUSH_MAX_AGE_MS / 4)));
-    timers.push(
-      setInterval(() => {
-        sink.flushDue().catch((err) => logger.warn({ err, dataset }, 'timed flush failed'));
-      }, tick),
-    );
+    timers.push(setInterval(() => sink.flushDue(), tick));
     return sink;
   };
 

@@ -145,9 +145,12 @@ export class ProductsSink {
     return undefined;
   }
 
-  /** Flush what is due by age, size or memory budget (also called from a timer). */
-  flushDue(): Promise<void> {
-    return this.flushes.run(() => this.flush(this.buffer.takeDue(this.now())));
+  /**
+   * Flush what is due by age, size or memory budget (the timer). Coalesced with any flush still
+   * waiting for its turn, so a slow flush does not gather a queue of timer flushes behind it.
+   */
+  flushDue(): void {
+    this.flushes.request(() => this.flush(this.buffer.takeDue(this.now())));
   }
 
   /** Flush everything buffered (graceful stop). */

@@ -100,9 +100,9 @@ export class TicksSink {
     return outcomes;
   };
 
-  /** Age-driven flush from the timer. */
-  async flushDue(): Promise<void> {
-    if (this.buffer.hasDue(this.now())) await this.flushAll();
+  /** Age-driven flush from the timer (coalesced like the handler's). */
+  flushDue(): void {
+    if (this.buffer.hasDue(this.now())) this.flushes.request(() => this.flush());
   }
 
   flushAll(): Promise<void> {
