@@ -133,7 +133,8 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     return sink;
   };
 
-  const conn = duck.conn;
+  // Two product files written at once (see ProductsSink's `conns`).
+  const productConns = [duck.conn, await duck.connect()];
   const products = (await start(
     STREAM_NAMES.products,
     `${SERVICE}-products`,
@@ -142,7 +143,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
       new ProductsSink({
         catalog,
         store,
-        conn,
+        conns: productConns,
         checkpoint,
         committer,
         logger,

@@ -23,7 +23,7 @@ import {
 import { InvalidInputError, type Logger, type Metrics } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeProductBatch } from './decode.js';
-import { BacklogWatch } from './domain/backlog.js';
+import { BacklogWatch, TAIL_QUIET_MS } from './domain/backlog.js';
 import { type FlushPolicy, type Group, GroupBuffer } from './domain/buffer.js';
 import {
   type BackupMetadata,
@@ -55,7 +55,12 @@ interface Item {
 export interface ProductsSinkDeps {
   catalog: Catalog;
   store: ObjectStore;
-  conn: DuckDBConnection;
+  /**
+   * One connection per file written at once. A group's file is small (tens of MB of bodies
+   * holding a few large JSON documents), which DuckDB reads on about one thread: two files at
+   * once use both cores.
+   */
+  conns: readonly DuckDBConnection[];
   checkpoint: SeqCheckpoint;
   committer: LakeCommitter;
   logger: Logger;
@@ -108,12 +113,8 @@ export class ProductsSink {
     }
     // Parsing goes on while a flush writes. Memory is bounded by the consumer loop's limit on
     // unsettled bytes (buffered + being flushed), so the handler never waits for a flush.
-    if (this.backlog.drained(messages.at(-1)?.pending ?? 0)) this.drainedFlush = true;
-    this.flushes.request(() => {
-      const groups = this.drainedFlush ? this.buffer.takeAll() : this.buffer.takeDue(this.now());
-      this.drainedFlush = false;
-      return this.flush(groups);
-    });
+    if (this.backlog.drained(messages.at(-1)?.pending ?? 0, this.now())) this.drainedFlush = true;
+    this.flushDue();
     return outcomes;
   };
 
@@ -150,7 +151,12 @@ export class ProductsSink {
    * waiting for its turn, so a slow flush does not gather a queue of timer flushes behind it.
    */
   flushDue(): void {
-    this.flushes.request(() => this.flush(this.buffer.takeDue(this.now())));
+    if (this.backlog.quietTail(this.now(), TAIL_QUIET_MS)) this.drainedFlush = true;
+    this.flushes.request(() => {
+      const groups = this.drainedFlush ? this.buffer.takeAll() : this.buffer.takeDue(this.now());
+      this.drainedFlush = false;
+      return this.flush(groups);
+    });
   }
 
   /** Flush everything buffered (graceful stop). */
@@ -188,17 +194,13 @@ export class ProductsSink {
         entry.groups.push(g);
         byPartition.set(key, entry);
       }
-      const changes: PartitionChange[] = [];
-      const metadata = new Map<
-        string,
-        { values: { retailer: string; date: string }; entries: BackupMetadata[] }
-      >();
+      // Which groups have batches not in the lake yet (batch ids, per partition).
+      const tasks: { dir: string; values: { retailer: string; date: string }; fresh: Item[] }[] = [];
       for (const [dir, { values, groups: partGroups }] of byPartition) {
         const keys = [...new Set(partGroups.flatMap((g) => g.items.map((i) => i.key)))];
         const present = new Set(await catalog.hasSources(PRODUCTS.name, values, keys));
-        const change: PartitionChange = { partition: values, add: [], sources: [] };
+        const seen = new Set<string>();
         for (const g of partGroups) {
-          const seen = new Set<string>();
           const fresh = g.items.filter((i) => {
             if (present.has(i.key) || seen.has(i.key)) return false;
             seen.add(i.key);
@@ -210,25 +212,42 @@ export class ProductsSink {
               .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
               .inc({ dataset: 'products' }, dropped);
           }
-          if (fresh.length === 0) continue;
-          const stamp: BackupStamp = { backupId: newBackupId(), backupTime: this.now() };
-          const files = await this.writeGroup(`products/${dir}`, fresh, stamp);
-          written.push(...files);
-          change.add.push(...files);
-          change.sources!.push(...fresh.map((i) => i.key));
-          const md = metadata.get(dir) ?? { values, entries: [] };
-          for (const f of files)
-            md.entries.push(
-              backupMetadata(
-                fresh.map((i) => i.batch),
-                f,
-                stamp,
-              ),
-            );
-          metadata.set(dir, md);
+          if (fresh.length > 0) tasks.push({ dir, values, fresh });
         }
-        if (change.add.length > 0) changes.push(change);
       }
+      // One file (or a few parts) per group, written on as many connections as there are.
+      const stamps = tasks.map((): BackupStamp => ({ backupId: newBackupId(), backupTime: this.now() }));
+      const files = await mapConcurrent(tasks, this.deps.conns, async (t, i, conn) => {
+        const out = await this.writeGroup(`products/${t.dir}`, t.fresh, stamps[i]!, conn);
+        written.push(...out);
+        return out;
+      });
+      const changes: PartitionChange[] = [];
+      const byDir = new Map<string, PartitionChange>();
+      const metadata = new Map<
+        string,
+        { values: { retailer: string; date: string }; entries: BackupMetadata[] }
+      >();
+      tasks.forEach((t, i) => {
+        let change = byDir.get(t.dir);
+        if (!change) {
+          change = { partition: t.values, add: [], sources: [] };
+          byDir.set(t.dir, change);
+          changes.push(change);
+        }
+        change.add.push(...files[i]!);
+        change.sources!.push(...t.fresh.map((item) => item.key));
+        const md = metadata.get(t.dir) ?? { values: t.values, entries: [] };
+        for (const f of files[i]!)
+          md.entries.push(
+            backupMetadata(
+              t.fresh.map((item) => item.batch),
+              f,
+              stamps[i]!,
+            ),
+          );
+        metadata.set(t.dir, md);
+      });
       const writtenAt = this.now();
       committing = true;
       await committer.commit(PRODUCTS.name, committer.newCommitId(PRODUCTS.name), changes, messages);
@@ -279,7 +298,7 @@ export class ProductsSink {
     }
   }
 
-  private async writeGroup(dir: string, items: Item[], stamp: BackupStamp) {
+  private async writeGroup(dir: string, items: Item[], stamp: BackupStamp, conn: DuckDBConnection) {
     const inferrer = new ColumnInferrer();
     for (const i of items) inferrer.absorb(i.kinds);
     const free = productColumns(inferrer);
@@ -313,7 +332,7 @@ export class ProductsSink {
       // Fast path: DuckDB parses the raw bodies; JS never touches a product value again.
       return await writeJsonLakeFiles({
         ...file,
-        conn: this.deps.conn,
+        conn,
         documents: items.map((i) => i.msg.data),
         recordsField: 'products',
         columns,
@@ -326,7 +345,7 @@ export class ProductsSink {
 
       return writeLakeFiles({
         ...file,
-        conn: this.deps.conn,
+        conn,
         columns: [...PRODUCT_FIXED_PARQUET_COLUMNS, ...free],
         batches: items.map((i) => productRowBatch(decodeProductBatch(i.msg.subject, i.msg.json()), stamp)),
       });
@@ -370,4 +389,32 @@ export class ProductsSink {
       logger.warn({ err, key }, 'could not update backup metadata');
     }
   }
+}
+
+/**
+ * `fn` over `items` with one worker per resource (a DuckDB connection), results in item order.
+ * A failure stops the workers from taking more; it is thrown once every running call is done,
+ * so the caller sees every file already written.
+ */
+async function mapConcurrent<T, R, C>(
+  items: readonly T[],
+  resources: readonly C[],
+  fn: (item: T, index: number, resource: C) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const worker = async (resource: C) => {
+    while (failed === undefined && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i, resource);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(resources.slice(0, Math.max(1, items.length)).map(worker));
+  if (failed) throw failed.err;
+  return out;
 }

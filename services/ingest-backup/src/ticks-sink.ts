@@ -16,7 +16,7 @@ import {
 import type { Logger, Metrics } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeTicks } from './decode.js';
-import { BacklogWatch } from './domain/backlog.js';
+import { BacklogWatch, TAIL_QUIET_MS } from './domain/backlog.js';
 import { type FlushPolicy, GroupBuffer } from './domain/buffer.js';
 import { newBackupId } from './domain/products.js';
 import { SerialQueue } from './serial.js';
@@ -95,14 +95,16 @@ export class TicksSink {
     }
     // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
     // unsettled messages and bytes.
-    const drained = this.backlog.drained(messages.at(-1)?.pending ?? 0);
+    const drained = this.backlog.drained(messages.at(-1)?.pending ?? 0, now);
     if (drained || this.buffer.hasDue(now)) this.flushes.request(() => this.flush());
     return outcomes;
   };
 
   /** Age-driven flush from the timer (coalesced like the handler's). */
   flushDue(): void {
-    if (this.buffer.hasDue(this.now())) this.flushes.request(() => this.flush());
+    const now = this.now();
+    if (this.buffer.hasDue(now) || this.backlog.quietTail(now, TAIL_QUIET_MS))
+      this.flushes.request(() => this.flush());
   }
 
   flushAll(): Promise<void> {
