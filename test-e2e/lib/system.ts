@@ -92,7 +92,8 @@ export async function createSystem(o: SystemOptions): Promise<System> {
   const common = {
     NATS_URL: o.natsUrl,
     LAKE_URL: o.lakeUrl,
-    LOG_LEVEL: 'warn',
+    // info: a failing test's output tails then show what each service was doing.
+    LOG_LEVEL: 'info',
     ...o.env,
   };
   const all: ServiceProcess[] = [];
