@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { STREAM_NAMES } from '@parquetry/bus';
 import type { Logger } from '@parquetry/service';
@@ -12,6 +13,16 @@ import type { Logger } from '@parquetry/service';
  * `pause()` holds delivery (a job that must not interleave with ticks, or back-pressure):
  * messages that still arrive are kept, and past `maxHeld` the consumer is closed and later
  * re-opened right after the last message kept, so memory stays bounded however long the pause.
+ *
+ * Watchdog: an ordered consumer is R1 and lives on ONE server. When that server dies, nats.js
+ * (3.4) does not always recover it: a client that was connected to the dead server reconnects,
+ * asks for the consumer's info, gets timeouts forever and never re-creates it (no heartbeat
+ * monitor while it retries). And nats-server 2.9.x places a new R1 consumer on a dead stream
+ * peer about one time in three until that peer is back (nats-server#3791, fixed by #3820), so a
+ * creation can time out. Hence: pulls expire every few seconds (idle heartbeats at half that),
+ * anything that arrives — message or heartbeat — counts as a sign of life, and after
+ * `watchdogMs` without one the consumer is re-opened right after the last message received;
+ * a failed open is retried instead of being fatal.
  */
 export interface TickSourceOptions {
   js: JetStreamClient;
@@ -21,10 +32,17 @@ export interface TickSourceOptions {
   onError: (err: unknown) => void;
   logger: Logger;
   maxHeld?: number;
+  /** Pull expiry (default 5 s); the server sends idle heartbeats every half of it. */
+  expiresMs?: number;
+  /** Re-open the consumer after this long without a message or heartbeat (default 2 × expiresMs: four heartbeats). */
+  watchdogMs?: number;
+  /** Give up (onError) when opening keeps failing this long (default 5 min). */
+  openRetryMs?: number;
 }
 
 export class TickSource {
   private messages: ConsumerMessages | undefined;
+  private consumerName: string | undefined;
   /** Bumped on every (re)open: deliveries of a closed consumer are ignored. */
   private generation = 0;
   private held: JsMsg[] = [];
@@ -33,13 +51,25 @@ export class TickSource {
   private suspendedAt: number | undefined;
   private stopped = false;
   private readonly maxHeld: number;
+  private readonly expiresMs: number;
+  private readonly watchdogMs: number;
+  /** Stream sequence of the last message received (delivered or held). */
+  private lastSeq: number;
+  private lastActivity = Date.now();
+  private opening = false;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: TickSourceOptions) {
     this.maxHeld = opts.maxHeld ?? 50_000;
+    this.expiresMs = opts.expiresMs ?? 5000;
+    this.watchdogMs = opts.watchdogMs ?? 2 * this.expiresMs;
+    this.lastSeq = opts.startSeq - 1;
   }
 
   async start(): Promise<void> {
     await this.open(this.opts.startSeq);
+    this.watchdog = setInterval(() => this.check(), Math.min(1000, this.watchdogMs / 4));
+    this.watchdog.unref();
   }
 
   pause(): void {
@@ -73,29 +103,91 @@ export class TickSource {
     this.stopped = true;
     this.generation++;
     this.held = [];
+    if (this.watchdog) clearInterval(this.watchdog);
     await this.messages?.close().catch(() => {});
+  }
+
+  /** No message and no heartbeat for watchdogMs: the consumer (or its server) is gone. */
+  private check(): void {
+    if (this.stopped || this.opening || this.suspendedAt !== undefined) return;
+    const idle = Date.now() - this.lastActivity;
+    if (idle < this.watchdogMs) return;
+    this.opts.logger.warn(
+      { idleMs: idle, from: this.lastSeq + 1, consumer: this.consumerName },
+      'tick consumer silent, re-opening',
+    );
+    this.open(this.lastSeq + 1).catch((err: unknown) => this.opts.onError(err));
   }
 
   private async open(startSeq: number): Promise<void> {
     const generation = ++this.generation;
-    const consumer = await this.opts.js.consumers.get(STREAM_NAMES.ticks, {
-      filter_subjects: 'market.ticks.>',
-      opt_start_seq: startSeq,
-    });
-    if (this.stopped) return;
-    const messages = await consumer.consume({
-      max_messages: this.opts.batch,
-      callback: (m) => {
-        if (generation !== this.generation) return;
-        if (this.paused > 0 || this.heldFrom < this.held.length) this.hold(m);
-        else this.opts.onMessage(m);
-      },
-    });
-    this.messages = messages;
-    void messages.closed().then((err) => {
-      if (err && generation === this.generation && !this.stopped) this.opts.onError(err);
-    });
-    this.opts.logger.debug({ startSeq }, 'tick consumer opened');
+    this.opening = true;
+    const old = this.messages;
+    const oldName = this.consumerName;
+    this.messages = undefined;
+    void old?.close().catch(() => {});
+    // Best effort: the old ordered consumer would otherwise linger until its inactive threshold.
+    if (oldName) {
+      void this.opts.js
+        .jetstreamManager()
+        .then((jsm) => jsm.consumers.delete(STREAM_NAMES.ticks, oldName))
+        .catch(() => {});
+    }
+    const deadline = Date.now() + (this.opts.openRetryMs ?? 300_000);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const consumer = await this.opts.js.consumers.get(STREAM_NAMES.ticks, {
+            filter_subjects: 'market.ticks.>',
+            opt_start_seq: startSeq,
+          });
+          if (this.stopped || generation !== this.generation) return;
+          const messages = await consumer.consume({
+            max_messages: this.opts.batch,
+            expires: this.expiresMs,
+            callback: (m) => {
+              if (generation !== this.generation) return;
+              this.lastActivity = Date.now();
+              this.lastSeq = m.seq;
+              if (this.paused > 0 || this.heldFrom < this.held.length) this.hold(m);
+              else this.opts.onMessage(m);
+            },
+          });
+          this.messages = messages;
+          // The name, for deleting this consumer when it is replaced (the cached info: no request).
+          this.consumerName = await consumer.info(true).then(
+            (i) => i.name,
+            () => undefined,
+          );
+          this.lastActivity = Date.now();
+          void (async () => {
+            for await (const s of messages.status()) {
+              if (generation !== this.generation) break;
+              if (s.type === 'heartbeat') this.lastActivity = Date.now();
+            }
+          })().catch(() => {});
+          void messages.closed().then((err) => {
+            if (!err || generation !== this.generation || this.stopped) return;
+            // Closed by the client on an error (e.g. the stream's leader lost): open again.
+            this.opts.logger.warn({ err, from: this.lastSeq + 1 }, 'tick consumer closed, re-opening');
+            this.open(this.lastSeq + 1).catch((e: unknown) => this.opts.onError(e));
+          });
+          this.opts.logger.debug({ startSeq, attempt }, 'tick consumer opened');
+          return;
+        } catch (err) {
+          // Creating the consumer timed out (placed on a dead peer, no meta leader yet): retry.
+          if (this.stopped || generation !== this.generation) return;
+          if (Date.now() >= deadline) throw err;
+          this.opts.logger.warn({ err, attempt, startSeq }, 'tick consumer open failed, retrying');
+          await sleep(Math.min(5000, 250 * 2 ** attempt));
+        }
+      }
+    } finally {
+      if (generation === this.generation) {
+        this.opening = false;
+        this.lastActivity = Date.now();
+      }
+    }
   }
 
   private hold(m: JsMsg): void {

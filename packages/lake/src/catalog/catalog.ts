@@ -544,22 +544,14 @@ export class Catalog {
   }
 
   /**
-   * Keys matching `filter`. KV listing runs an ordered consumer; after a cluster node died, a
-   * client that reconnected can see its consumer creation time out for minutes while gets and
-   * puts work (nats.deno #691, seen in test-e2e/cluster). Then the stream's subject list answers.
+   * Keys matching `filter`, from the bucket stream's subject list: one API request, no consumer
+   * (deleted keys included; callers read each key anyway). Not `kv.keys()`: that creates an
+   * ordered consumer, which lives on one server, and nats-server 2.9 places it on any peer of the
+   * stream, a dead one included (nats-server#3791): after a cluster node died, about one listing
+   * in three timed out (5 s each) until the node came back (reproduced; see test-e2e/cluster).
    */
   private async keys(filter: string): Promise<string[]> {
-    return await this.withRetry('list keys', async () => {
-      try {
-        const out: string[] = [];
-        for await (const k of await this.kv.keys(filter)) out.push(k);
-        return out;
-      } catch (err) {
-        if ((err as Error | undefined)?.name !== 'TimeoutError') throw err;
-        this.logger.warn({ err, filter }, 'kv_keys_timeout');
-        return await this.streamOps.subjectKeys(filter);
-      }
-    });
+    return await this.withRetry('list keys', () => this.streamOps.subjectKeys(filter));
   }
 
   /** Retries NATS failures (not CAS losses, not our own errors) with backoff until `retryForMs` is spent. */
