@@ -4,6 +4,7 @@
  * started in order, always torn down, with the services' output tails printed when the test
  * fails.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { type Catalog, openCatalog } from '@parquetry/lake';
 import {
   createTestDatabase,
@@ -121,6 +122,7 @@ export async function withSystem(o: RunOptions, body: (run: Run) => Promise<void
     });
   } catch (err) {
     if (system) console.error(system.tails());
+    if (feed) console.error(await consumerStates(feed).catch((e: Error) => `consumer states: ${e.message}`));
     throw err;
   } finally {
     await feed?.close();
@@ -129,6 +131,25 @@ export async function withSystem(o: RunOptions, body: (run: Run) => Promise<void
     await db?.drop();
     tmp?.remove();
   }
+}
+
+/**
+ * Every durable consumer's position and leader, for a failure message: which consumer stopped
+ * short, and whether its messages wait on the server or in the client.
+ */
+async function consumerStates(feed: Publisher): Promise<string> {
+  const jsm = await jetstreamManager(feed.nc);
+  const lines: string[] = ['--- consumers ---'];
+  for await (const s of jsm.streams.list()) {
+    for await (const c of jsm.consumers.list(s.config.name)) {
+      lines.push(
+        `${s.config.name}/${c.name}: delivered ${c.delivered.stream_seq}, ack floor ${c.ack_floor.stream_seq}, ` +
+          `pending ${c.num_pending}, ack pending ${c.num_ack_pending}, redelivered ${c.num_redelivered}, ` +
+          `waiting pulls ${c.num_waiting}, leader ${c.cluster?.leader ?? '-'} (stream last seq ${s.state.last_seq})`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 /** Seconds from `from` to `to` (default now), for the tests' one-line reports. */
