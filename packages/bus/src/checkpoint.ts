@@ -33,6 +33,8 @@ const MAX_CAS_ATTEMPTS = 50;
 export class SeqCheckpoint {
   private committed = new SeqRanges();
   private pending: PendingFlush[] = [];
+  /** `pending` with each entry's sequences as a set (asked once per message while flushes run). */
+  private pendingSets: { flush: PendingFlush; seqs: SeqRanges }[] = [];
 
   constructor(
     private readonly kv: KV,
@@ -53,13 +55,18 @@ export class SeqCheckpoint {
 
   /** A pending flush (of any instance) that covers this sequence. */
   pendingFor(seq: number): PendingFlush | undefined {
-    return this.pending.find((p) => new SeqRanges(p.seqs).has(seq));
+    return this.pendingSets.find((p) => p.seqs.has(seq))?.flush;
   }
 
   async refresh(): Promise<void> {
     const { record } = await this.read();
+    this.load(record);
+  }
+
+  private load(record: CheckpointRecord): void {
     this.committed = new SeqRanges(record.committed);
     this.pending = record.pending;
+    this.pendingSets = record.pending.map((flush) => ({ flush, seqs: new SeqRanges(flush.seqs) }));
   }
 
   async begin(
@@ -76,12 +83,17 @@ export class SeqCheckpoint {
     });
   }
 
-  /** The commit is applied: its sequences are committed from now on. */
-  async complete(commitId: string, pruneBelow?: number): Promise<void> {
+  /**
+   * The commit is applied: its sequences are committed from now on. `seqs` are added even when
+   * the pending entry is gone (settled meanwhile by a reader that found the commit not applied
+   * yet): the commit's own sequences must never be written again.
+   */
+  async complete(commitId: string, pruneBelow?: number, seqs?: readonly Range[]): Promise<void> {
     await this.mutate((r) => {
       const committed = new SeqRanges(r.committed);
       const p = r.pending.find((x) => x.commitId === commitId);
       if (p) committed.addAll(new SeqRanges(p.seqs));
+      if (seqs) committed.addAll(new SeqRanges(seqs));
       if (pruneBelow !== undefined) committed.pruneBelow(pruneBelow);
       r.committed = committed.toJSON();
       r.pending = r.pending.filter((x) => x.commitId !== commitId);
@@ -124,8 +136,7 @@ export class SeqCheckpoint {
       try {
         if (revision === 0) await this.kv.create(this.key, body);
         else await this.kv.update(this.key, body, revision);
-        this.committed = new SeqRanges(record.committed);
-        this.pending = record.pending;
+        this.load(record);
         return;
       } catch (err) {
         // A concurrent instance won the compare-and-set: read again and reapply.

@@ -89,7 +89,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     stream: string,
     durable: string,
     dataset: string,
-    makeSink: (cp: SeqCheckpoint, c: LakeCommitter) => Sink,
+    makeSink: (c: LakeCommitter) => Sink,
   ) => {
     const checkpoint = new SeqCheckpoint(kv, `${durable}`, config.INSTANCE_ID);
     const committer = new LakeCommitter({
@@ -101,7 +101,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
       instance: config.INSTANCE_ID,
     });
     await checkpoint.start(committer.pendingApplied);
-    const sink = makeSink(checkpoint, committer);
+    const sink = makeSink(committer);
     // ack_wait outlives a flush; held messages are also touched (inProgress) while buffered.
     await ensureConsumer(bus.jsm, stream, durable, {
       ackWaitMs: config.ACK_WAIT_MS,
@@ -139,12 +139,11 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     STREAM_NAMES.products,
     `${SERVICE}-products`,
     'products',
-    (checkpoint, committer) =>
+    (committer) =>
       new ProductsSink({
         catalog,
         store,
         conns: productConns,
-        checkpoint,
         committer,
         logger,
         metrics,
@@ -162,11 +161,10 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
       STREAM_NAMES.ticks,
       `${SERVICE}-ticks`,
       'ticks',
-      (checkpoint, committer) =>
+      (committer) =>
         new TicksSink({
           store,
           conn: ticksConn,
-          checkpoint,
           committer,
           logger,
           metrics,

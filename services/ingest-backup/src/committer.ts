@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { PendingFlush, SeqCheckpoint } from '@parquetry/bus';
-import { type BusMessage, publishJson, subjects } from '@parquetry/bus';
+import { type BusMessage, type Outcome, Outcomes, publishJson, SeqRanges, subjects } from '@parquetry/bus';
 import type { Catalog, LakeCommitted, PartitionChange, PartitionValues } from '@parquetry/lake';
 import type { Logger, Metrics } from '@parquetry/service';
 
@@ -15,18 +15,77 @@ export interface CommitterDeps {
 
 let counter = 0;
 
+/** Another instance's pending flush younger than this may still be committing: wait for it. */
+const FOREIGN_PENDING_GRACE_MS = 60_000;
+
+/** A message whose flush is still committing comes back after this. */
+const IN_FLIGHT_RETRY_MS = 2000;
+
+/** What is known of a delivered message's sequence: in the lake, not yet, or being committed. */
+export type SeqState = 'committed' | 'new' | 'in_flight';
+
 /**
  * The last step of every flush, in the order that makes it exactly-once: record the pending
  * flush in the checkpoint, commit to the catalog, mark the sequences committed, announce the
- * commit on `lake.committed.<dataset>`, and only then ack. A failure before the commit nak's
- * every message for a retry; a failure after it leaves the checkpoint to settle it on restart.
+ * commit on `lake.committed.<dataset>`, and only then ack. A failure before the commit naks
+ * every message for a retry. After the commit attempt the outcome is asked of the catalog; when
+ * that is unknown too (NATS failing over), the pending entry stays, and a message of it that
+ * comes back is held until the entry is settled against the catalog (`settle`), never written
+ * a second time.
  */
 export class LakeCommitter {
+  /** Commit ids between `begin` and the end of `commit` in this process. */
+  private readonly inFlight = new Set<string>();
+
   constructor(private readonly deps: CommitterDeps) {}
 
   newCommitId(dataset: string): string {
     counter = (counter + 1) % 1e9;
     return `${this.deps.instance}-${dataset}-${Date.now().toString(36)}-${counter.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  /** Synchronous first look at a delivered sequence: `pending` needs `settle`. */
+  stateOf(seq: number): SeqState | 'pending' {
+    const { checkpoint } = this.deps;
+    if (checkpoint.isCommitted(seq)) return 'committed';
+    return checkpoint.pendingFor(seq) ? 'pending' : 'new';
+  }
+
+  /**
+   * Whether a sequence covered by a pending flush is in the lake. A flush still committing (here,
+   * or recently in another instance) is `in_flight`: the message should come back later. Any
+   * other pending entry is settled now by asking the catalog whether its commit applied.
+   */
+  async settle(seq: number, now = Date.now()): Promise<SeqState> {
+    const { checkpoint } = this.deps;
+    const state = this.stateOf(seq);
+    if (state !== 'pending') return state;
+    const p = checkpoint.pendingFor(seq)!;
+    const foreign = p.instance !== this.deps.instance;
+    if (this.inFlight.has(p.commitId) || (foreign && now - p.at < FOREIGN_PENDING_GRACE_MS))
+      return 'in_flight';
+    await checkpoint.resolvePending(this.pendingApplied, (x) => x.commitId === p.commitId);
+    return checkpoint.isCommitted(seq) ? 'committed' : 'new';
+  }
+
+  /**
+   * What to do with a delivered message before it is written: `undefined` when it is new; ack
+   * when its sequence is in the lake (counted as a duplicate); retry in a moment while the flush
+   * that covers it is still committing. Settling a pending entry asks NATS: a failure is a retry.
+   */
+  async screen(msg: BusMessage, dataset: string): Promise<Outcome | undefined> {
+    let state: SeqState;
+    try {
+      state = await this.settle(msg.seq);
+    } catch (err) {
+      return Outcomes.retry(err);
+    }
+    if (state === 'new') return undefined;
+    if (state === 'in_flight') return Outcomes.retry(undefined, IN_FLIGHT_RETRY_MS);
+    this.deps.metrics
+      .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
+      .inc({ dataset });
+    return Outcomes.ack();
   }
 
   async commit(
@@ -38,16 +97,31 @@ export class LakeCommitter {
     const { catalog, checkpoint, js, logger, metrics } = this.deps;
     const seqs = messages.map((m) => m.seq);
     if (changes.length > 0) {
-      await checkpoint.begin(commitId, { dataset, partition: changes[0]!.partition }, seqs);
+      this.inFlight.add(commitId);
       try {
-        await catalog.commit({ dataset, commitId, changes });
-      } catch (err) {
-        // Not applied for sure only if the catalog says so; otherwise leave it pending for restart.
-        const applied = await this.isApplied(dataset, changes[0]!.partition, commitId).catch(() => undefined);
-        if (applied === false) await checkpoint.abandon(commitId).catch(() => {});
-        throw err;
+        await checkpoint.begin(commitId, { dataset, partition: changes[0]!.partition }, seqs);
+        try {
+          await catalog.commit({ dataset, commitId, changes });
+        } catch (err) {
+          // The reply may be lost while the commit applied: ask the catalog before anything else.
+          const applied = await this.isApplied(dataset, changes[0]!.partition, commitId).catch(
+            () => undefined,
+          );
+          if (applied === false) await checkpoint.abandon(commitId).catch(() => {});
+          // Unknown: the pending entry stays and is settled when a message of it comes back.
+          if (applied !== true) throw err;
+          logger.warn({ err, dataset, commit_id: commitId }, 'commit_reply_lost');
+        }
+        await checkpoint
+          .complete(commitId, undefined, SeqRanges.fromSeqs(seqs).toJSON())
+          .catch((err: unknown) => {
+            // The data is committed, so the messages are acked below. The pending entry stays and is
+            // settled against the catalog when one of them comes back (a lost ack) or at a restart.
+            logger.warn({ err, dataset, commit_id: commitId }, 'checkpoint_complete_failed');
+          });
+      } finally {
+        this.inFlight.delete(commitId);
       }
-      await checkpoint.complete(commitId);
       const rows = changes.reduce((n, c) => n + c.add.reduce((m, f) => m + f.rows, 0), 0);
       const bytes = changes.reduce((n, c) => n + c.add.reduce((m, f) => m + f.bytes, 0), 0);
       metrics

@@ -1,6 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { SeqCheckpoint } from '@parquetry/bus';
-import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
+import type { BusMessage, Outcome } from '@parquetry/bus';
 import {
   type Catalog,
   ColumnInferrer,
@@ -61,7 +60,6 @@ export interface ProductsSinkDeps {
    * once use both cores.
    */
   conns: readonly DuckDBConnection[];
-  checkpoint: SeqCheckpoint;
   committer: LakeCommitter;
   logger: Logger;
   metrics: Metrics;
@@ -119,12 +117,10 @@ export class ProductsSink {
   };
 
   private async accept(msg: BusMessage): Promise<Outcome | undefined> {
-    const { checkpoint, metrics } = this.deps;
-    if (checkpoint.isCommitted(msg.seq)) {
-      metrics
-        .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
-        .inc({ dataset: 'products' });
-      return Outcomes.ack();
+    const { committer } = this.deps;
+    if (committer.stateOf(msg.seq) !== 'new') {
+      const seen = await committer.screen(msg, 'products');
+      if (seen) return seen;
     }
     let batch: ProductBatch;
     try {

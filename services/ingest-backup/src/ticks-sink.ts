@@ -1,6 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { SeqCheckpoint } from '@parquetry/bus';
-import { type BusMessage, type Outcome, Outcomes } from '@parquetry/bus';
+import type { BusMessage, Outcome } from '@parquetry/bus';
 import {
   discardLakeFiles,
   type NewFile,
@@ -39,7 +38,6 @@ const TICK_BYTES = 160;
 export interface TicksSinkDeps {
   store: ObjectStore;
   conn: DuckDBConnection;
-  checkpoint: SeqCheckpoint;
   committer: LakeCommitter;
   logger: Logger;
   metrics: Metrics;
@@ -71,12 +69,14 @@ export class TicksSink {
     const outcomes: (Outcome | undefined)[] = [];
     const now = this.now();
     for (const msg of messages) {
-      if (this.deps.checkpoint.isCommitted(msg.seq)) {
-        this.deps.metrics
-          .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
-          .inc({ dataset: 'ticks' });
-        outcomes.push(Outcomes.ack());
-        continue;
+      // In the lake already, or in a flush whose commit is not settled yet (a sync check first:
+      // this loop runs once per tick message).
+      if (this.deps.committer.stateOf(msg.seq) !== 'new') {
+        const seen = await this.deps.committer.screen(msg, 'ticks');
+        if (seen) {
+          outcomes.push(seen);
+          continue;
+        }
       }
       let ticks: Tick[];
       try {

@@ -1,0 +1,147 @@
+/**
+ * The commit step when NATS fails over in the middle of it (seen in test-e2e/cluster as
+ * duplicated ticks): a catalog commit that applied although its reply was lost, an outcome that
+ * cannot be learnt at once, and a message of a flush still committing that comes back. Real
+ * NATS, a real catalog and checkpoint; the catalog is wrapped only to lose a reply.
+ */
+import { Kvm } from '@nats-io/kv';
+import { type BusMessage, connectBus, SeqCheckpoint } from '@parquetry/bus';
+import { type Catalog, type NewFile, openCatalog, type PartitionChange } from '@parquetry/lake';
+import { Metrics, silentLogger } from '@parquetry/service';
+import { type NatsServerHandle, requireServers, startNats } from '@parquetry/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LakeCommitter } from '../src/committer.js';
+
+const skip = await requireServers({ nats: true });
+
+/** Delivered messages as the committer sees them: a sequence, and an ack it must call. */
+function delivered(seqs: number[]) {
+  const acked: number[] = [];
+  const messages = seqs.map(
+    (seq) => ({ seq, ack: async () => void acked.push(seq) }) as unknown as BusMessage,
+  );
+  return { messages, acked };
+}
+
+const file = (name: string): NewFile => ({
+  path: `ticks/symbol=X/date=2025-09-03/${name}.parquet`,
+  rows: 10,
+  bytes: 100,
+  sha256: '0'.repeat(64),
+});
+const change = (name: string): PartitionChange[] => [
+  { partition: { symbol: 'X', date: '2025-09-03' }, add: [file(name)] },
+];
+const timeout = () => Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+
+describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
+  let nats: NatsServerHandle;
+  let close: () => Promise<void>;
+  let catalog: Catalog;
+  let make: (
+    key: string,
+    wrap?: Partial<Catalog>,
+  ) => Promise<{ committer: LakeCommitter; cp: SeqCheckpoint }>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const bus = await connectBus({ url: nats.url, name: 'committer-test', logger: silentLogger() });
+    close = () => bus.close();
+    catalog = await openCatalog({ nc: bus.nc, writerId: 'committer-test' });
+    const kv = await new Kvm(bus.nc).create('committer_test_checkpoints', { history: 1 });
+    make = async (key, wrap = {}) => {
+      const cp = new SeqCheckpoint(kv, key, 'i1');
+      // The real catalog, with some methods replaced (a lost reply, an unreachable catalog).
+      const wrapped = Object.assign(Object.create(catalog) as Catalog, wrap);
+      const committer = new LakeCommitter({
+        catalog: wrapped,
+        checkpoint: cp,
+        js: bus.js,
+        logger: silentLogger(),
+        metrics: new Metrics('t', { defaults: false }),
+        instance: 'i1',
+      });
+      await cp.start(committer.pendingApplied);
+      return { committer, cp };
+    };
+  });
+  afterAll(async () => {
+    await close?.();
+    await nats?.stop();
+  });
+
+  it('takes a commit whose reply was lost as applied: committed, acked, never written again', async () => {
+    const { committer } = await make('lost-reply', {
+      commit: async (input) => {
+        await catalog.commit(input);
+        throw timeout();
+      },
+    });
+    const { messages, acked } = delivered([1, 2, 3]);
+    await committer.commit('ticks', 'c-lost-reply', change('lost-reply'), messages);
+    expect(acked).toEqual([1, 2, 3]);
+    expect([1, 2, 3].map((s) => committer.stateOf(s))).toEqual(['committed', 'committed', 'committed']);
+  });
+
+  it('keeps a flush of unknown outcome pending; a message of it that comes back is settled, not rewritten', async () => {
+    let catalogDown = true;
+    const { committer } = await make('unknown', {
+      commit: async (input) => {
+        await catalog.commit(input);
+        throw timeout();
+      },
+      isApplied: (...args: Parameters<Catalog['isApplied']>) =>
+        catalogDown ? Promise.reject(timeout()) : catalog.isApplied(...args),
+    });
+    const { messages, acked } = delivered([10, 11]);
+    await expect(committer.commit('ticks', 'c-unknown', change('unknown'), messages)).rejects.toThrow(
+      /timeout/,
+    );
+    expect(acked).toEqual([]);
+    expect(committer.stateOf(10)).toBe('pending');
+    // Redelivered while the catalog still cannot answer: try again later, do not write it.
+    expect(await committer.screen(messages[0]!, 'ticks')).toMatchObject({ kind: 'retry' });
+    catalogDown = false;
+    // Once it answers: the commit applied, so the message is a duplicate and is acked.
+    expect(await committer.screen(messages[0]!, 'ticks')).toEqual({ kind: 'ack' });
+    expect(committer.stateOf(11)).toBe('committed');
+  });
+
+  it('forgets a pending flush whose commit never applied, so its messages are written again', async () => {
+    let catalogDown = true;
+    const { committer } = await make('never', {
+      commit: async () => {
+        throw timeout();
+      },
+      isApplied: (...args: Parameters<Catalog['isApplied']>) =>
+        catalogDown ? Promise.reject(timeout()) : catalog.isApplied(...args),
+    });
+    const { messages } = delivered([20]);
+    await expect(committer.commit('ticks', 'c-never', change('never'), messages)).rejects.toThrow(/timeout/);
+    catalogDown = false;
+    expect(await committer.settle(20)).toBe('new');
+    expect(committer.stateOf(20)).toBe('new');
+  });
+
+  it('asks a message of a flush still committing to come back later', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { committer } = await make('in-flight', {
+      commit: async (input) => {
+        await gate;
+        return await catalog.commit(input);
+      },
+    });
+    const { messages, acked } = delivered([30]);
+    const running = committer.commit('ticks', 'c-in-flight', change('in-flight'), messages);
+    while (committer.stateOf(30) !== 'pending') await new Promise((r) => setTimeout(r, 10));
+    expect(await committer.settle(30)).toBe('in_flight');
+    expect(await committer.screen(messages[0]!, 'ticks')).toMatchObject({ kind: 'retry', delayMs: 2000 });
+    release();
+    await running;
+    expect(acked).toEqual([30]);
+    expect(await committer.settle(30)).toBe('committed');
+  });
+});
