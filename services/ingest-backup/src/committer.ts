@@ -28,10 +28,10 @@ export type SeqState = 'committed' | 'new' | 'in_flight';
  * The last step of every flush, in the order that makes it exactly-once: record the pending
  * flush in the checkpoint, commit to the catalog, mark the sequences committed, announce the
  * commit on `lake.committed.<dataset>`, and only then ack. A failure before the commit naks
- * every message for a retry. After the commit attempt the outcome is asked of the catalog; when
- * that is unknown too (NATS failing over), the pending entry stays, and a message of it that
- * comes back is held until the entry is settled against the catalog (`settle`), never written
- * a second time.
+ * every message for a retry. A commit that fails is run once more with the same id, which
+ * finishes it if part of it applied. If that fails too (NATS failing over), the pending entry
+ * stays, and a message of it that comes back is held until the entry is settled against the
+ * catalog (`settle`): never written a second time, never acked without its data.
  */
 export class LakeCommitter {
   /** Commit ids between `begin` and the end of `commit` in this process. */
@@ -64,6 +64,8 @@ export class LakeCommitter {
     const foreign = p.instance !== this.deps.instance;
     if (this.inFlight.has(p.commitId) || (foreign && now - p.at < FOREIGN_PENDING_GRACE_MS))
       return 'in_flight';
+    // A commit of its writer left half-done is finished first; then one partition answers for all.
+    await this.deps.catalog.finishIntent(p.commitId, p.instance);
     await checkpoint.resolvePending(this.pendingApplied, (x) => x.commitId === p.commitId);
     return checkpoint.isCommitted(seq) ? 'committed' : 'new';
   }
@@ -103,14 +105,12 @@ export class LakeCommitter {
         try {
           await catalog.commit({ dataset, commitId, changes });
         } catch (err) {
-          // The reply may be lost while the commit applied: ask the catalog before anything else.
-          const applied = await this.isApplied(dataset, changes[0]!.partition, commitId).catch(
-            () => undefined,
-          );
-          if (applied === false) await checkpoint.abandon(commitId).catch(() => {});
-          // Unknown: the pending entry stays and is settled when a message of it comes back.
-          if (applied !== true) throw err;
-          logger.warn({ err, dataset, commit_id: commitId }, 'commit_reply_lost');
+          // The reply, or a later step of a multi-partition commit, may be lost while part of it
+          // applied. The same commit again finishes it (every step is idempotent by commit id);
+          // asking one partition whether it applied would take half a commit for all of it. If
+          // this fails too, the pending entry stays and is settled when a message comes back.
+          logger.warn({ err, dataset, commit_id: commitId }, 'commit_failed_retrying');
+          await catalog.commit({ dataset, commitId, changes });
         }
         await checkpoint
           .complete(commitId, undefined, SeqRanges.fromSeqs(seqs).toJSON())

@@ -323,6 +323,26 @@ export class Catalog {
     return await this.runIntent(intent);
   }
 
+  /**
+   * Finishes one commit this writer left half-done (its intent still there: a multi-partition
+   * commit interrupted by a crash or a NATS failover), as `recover` does for all of them; true
+   * when there was one. Afterwards `isApplied` on any of its partitions is the whole answer.
+   */
+  async finishIntent(commitId: string, writerId: string = this.writerId): Promise<boolean> {
+    const key = intentKey(checkWriterId(writerId), commitId);
+    const entry = await this.withRetry('read intent', () => this.kv.get(key));
+    if (entry?.operation !== 'PUT') return false;
+    const intent = decodeValue<CommitIntent>(key, entry.value);
+    if (intent.commit.commitId !== commitId) return false;
+    try {
+      await this.runIntent(intent);
+    } catch (err) {
+      // Undone: it never got all its reservations, and nothing of it applied.
+      if (!(err instanceof ConflictError)) throw err;
+    }
+    return true;
+  }
+
   /** Completes (or, if it never got all its reservations, undoes) every commit this writer left in flight. */
   async recover(writerId: string = this.writerId): Promise<RecoverResult> {
     const result: RecoverResult = { rolledForward: [], abandoned: [] };
