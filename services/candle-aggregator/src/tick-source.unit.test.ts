@@ -1,7 +1,7 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { silentLogger } from '@parquetry/service';
 import { describe, expect, it } from 'vitest';
-import { TickSource } from './tick-source.js';
+import { TickSource, type TickSourceOptions } from './tick-source.js';
 
 /**
  * A stand-in for the JetStream client's ordered consumers: each `consumers.get` is one consumer
@@ -55,24 +55,31 @@ const until = async (what: () => boolean, ms = 5000) => {
   }
 };
 
+/** A source over `fake` that records what it hands on and every error it reports. */
+function sourceOver(
+  fake: ReturnType<typeof fakeJs>,
+  opts: Partial<TickSourceOptions> & { startSeq: number },
+) {
+  const got: number[] = [];
+  const errors: unknown[] = [];
+  const source = new TickSource({
+    js: fake.js,
+    batch: 100,
+    onMessage: (m) => got.push(m.seq),
+    onError: (err) => errors.push(err),
+    logger: silentLogger(),
+    ...opts,
+  });
+  return { source, got, errors };
+}
+
 describe('TickSource watchdog', () => {
   it('re-opens a consumer that went silent right after the last message, with no gap and no repeat', async () => {
     // Each consumer delivers three messages, then nothing; the third one all the rest.
     const fake = fakeJs({
       deliver: (start, i) => Array.from({ length: i < 2 ? 3 : 4 }, (_, k) => start + k),
     });
-    const got: number[] = [];
-    const errors: unknown[] = [];
-    const source = new TickSource({
-      js: fake.js,
-      startSeq: 1,
-      batch: 100,
-      onMessage: (m) => got.push(m.seq),
-      onError: (err) => errors.push(err),
-      logger: silentLogger(),
-      expiresMs: 100,
-      watchdogMs: 150,
-    });
+    const { source, got, errors } = sourceOver(fake, { startSeq: 1, expiresMs: 100, watchdogMs: 150 });
     await source.start();
     await until(() => got.length >= 10);
     await source.stop();
@@ -84,17 +91,7 @@ describe('TickSource watchdog', () => {
 
   it('retries an open that times out instead of failing', async () => {
     const fake = fakeJs({ fail: 2, deliver: (start) => [start, start + 1] });
-    const got: number[] = [];
-    const errors: unknown[] = [];
-    const source = new TickSource({
-      js: fake.js,
-      startSeq: 41,
-      batch: 100,
-      onMessage: (m) => got.push(m.seq),
-      onError: (err) => errors.push(err),
-      logger: silentLogger(),
-      watchdogMs: 60_000,
-    });
+    const { source, got, errors } = sourceOver(fake, { startSeq: 41, watchdogMs: 60_000 });
     await source.start();
     await until(() => got.length >= 2);
     await source.stop();
@@ -105,15 +102,7 @@ describe('TickSource watchdog', () => {
 
   it('gives up with onError once opening has failed for openRetryMs', async () => {
     const fake = fakeJs({ fail: 1000, deliver: () => [] });
-    const source = new TickSource({
-      js: fake.js,
-      startSeq: 1,
-      batch: 100,
-      onMessage: () => {},
-      onError: () => {},
-      logger: silentLogger(),
-      openRetryMs: 300,
-    });
+    const { source } = sourceOver(fake, { startSeq: 1, openRetryMs: 300 });
     await expect(source.start()).rejects.toThrow(/timeout/);
     await source.stop();
   });
