@@ -250,7 +250,7 @@ export async function replayDeadLetters({ js, jsm }: Clients, opts: ReplayOption
 export function registerDeadLetterGauge(
   metrics: Metrics,
   jsm: JetStreamManager,
-  stream = STREAM_NAMES.dlq,
+  stream: string = STREAM_NAMES.dlq,
 ): void {
   metrics.gauge('parquetry_dlq_messages', 'Messages in the DLQ stream', [], async (gauge) => {
     try {
