@@ -123,6 +123,7 @@ export async function withSystem(o: RunOptions, body: (run: Run) => Promise<void
   } catch (err) {
     if (system) console.error(system.tails());
     if (feed) console.error(await consumerStates(feed).catch((e: Error) => `consumer states: ${e.message}`));
+    if (feed) console.error(await commitHistory(feed).catch((e: Error) => `commit history: ${e.message}`));
     throw err;
   } finally {
     await feed?.close();
@@ -148,6 +149,39 @@ async function consumerStates(feed: Publisher): Promise<string> {
           `waiting pulls ${c.num_waiting}, leader ${c.cluster?.leader ?? '-'} (stream last seq ${s.state.last_seq})`,
       );
     }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Every `lake.committed` event in the LAKE stream, one line each (dataset, operation, commit id,
+ * files added with rows, files removed), and the files that are live now: which commit dropped
+ * or never added the files of a count that came out short.
+ */
+async function commitHistory(feed: Publisher): Promise<string> {
+  const jsm = await jetstreamManager(feed.nc);
+  const info = await jsm.streams.info('LAKE');
+  const lines: string[] = ['--- lake.committed events ---'];
+  const name = (path: string) => path.split('/').slice(-2).join('/');
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage('LAKE', { seq }).catch(() => undefined);
+    if (!m) continue;
+    const e = m.json<{
+      dataset: string;
+      operation?: string;
+      commit_id: string;
+      partitions: { added: { path: string; rows: number }[]; removed: string[] }[];
+    }>();
+    const added = e.partitions.flatMap((p) => p.added.map((f) => `${name(f.path)}:${f.rows}`));
+    const removed = e.partitions.flatMap((p) => p.removed.map(name));
+    lines.push(
+      `#${seq} ${e.dataset} ${e.operation ?? 'append'} ${e.commit_id} +[${added.join(' ')}] -[${removed.join(' ')}]`,
+    );
+  }
+  const catalog = await openCatalog({ nc: feed.nc, writerId: 'e2e-reader' });
+  for (const dataset of ['ticks', 'products']) {
+    const live = await catalog.liveFiles(dataset);
+    lines.push(`live ${dataset}: ${live.map((f) => `${name(f.path)}:${f.rows}`).join(' ')}`);
   }
   return lines.join('\n');
 }
