@@ -88,13 +88,12 @@ export class SeqCheckpoint {
    * the pending entry is gone (settled meanwhile by a reader that found the commit not applied
    * yet): the commit's own sequences must never be written again.
    */
-  async complete(commitId: string, pruneBelow?: number, seqs?: readonly Range[]): Promise<void> {
+  async complete(commitId: string, seqs?: readonly Range[]): Promise<void> {
     await this.mutate((r) => {
       const committed = new SeqRanges(r.committed);
       const p = r.pending.find((x) => x.commitId === commitId);
       if (p) committed.addAll(new SeqRanges(p.seqs));
       if (seqs) committed.addAll(new SeqRanges(seqs));
-      if (pruneBelow !== undefined) committed.pruneBelow(pruneBelow);
       r.committed = committed.toJSON();
       r.pending = r.pending.filter((x) => x.commitId !== commitId);
     });

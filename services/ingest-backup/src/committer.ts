@@ -58,9 +58,9 @@ export class LakeCommitter {
    */
   async settle(seq: number, now = Date.now()): Promise<SeqState> {
     const { checkpoint } = this.deps;
-    const state = this.stateOf(seq);
-    if (state !== 'pending') return state;
-    const p = checkpoint.pendingFor(seq)!;
+    if (checkpoint.isCommitted(seq)) return 'committed';
+    const p = checkpoint.pendingFor(seq);
+    if (!p) return 'new';
     const foreign = p.instance !== this.deps.instance;
     if (this.inFlight.has(p.commitId) || (foreign && now - p.at < FOREIGN_PENDING_GRACE_MS))
       return 'in_flight';
@@ -112,13 +112,11 @@ export class LakeCommitter {
           logger.warn({ err, dataset, commit_id: commitId }, 'commit_failed_retrying');
           await catalog.commit({ dataset, commitId, changes });
         }
-        await checkpoint
-          .complete(commitId, undefined, SeqRanges.fromSeqs(seqs).toJSON())
-          .catch((err: unknown) => {
-            // The data is committed, so the messages are acked below. The pending entry stays and is
-            // settled against the catalog when one of them comes back (a lost ack) or at a restart.
-            logger.warn({ err, dataset, commit_id: commitId }, 'checkpoint_complete_failed');
-          });
+        await checkpoint.complete(commitId, SeqRanges.fromSeqs(seqs).toJSON()).catch((err: unknown) => {
+          // The data is committed, so the messages are acked below. The pending entry stays and is
+          // settled against the catalog when one of them comes back (a lost ack) or at a restart.
+          logger.warn({ err, dataset, commit_id: commitId }, 'checkpoint_complete_failed');
+        });
       } finally {
         this.inFlight.delete(commitId);
       }
