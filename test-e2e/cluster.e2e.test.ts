@@ -6,10 +6,9 @@
  * cluster leaves the replicas at 3.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { requireServers } from '@parquetry/testkit';
+import { requireServers, startNatsCluster } from '@parquetry/testkit';
 import { describe, expect, it } from 'vitest';
 import { productMessages, tickMessages } from './lib/feeds.js';
-import { startNatsCluster } from './lib/nats-cluster.js';
 import { sleep, waitFor } from './lib/procs.js';
 import { secondsSince, withSystem } from './lib/run.js';
 import { smallFeed } from './lib/scenario.js';

@@ -1,5 +1,5 @@
-import type { KV } from '@nats-io/kv';
 import { ConflictError, TransientError } from '@parquetry/service';
+import { type CasVersion, isCasConflict, type KvCas } from './kv-cas.js';
 import { type Range, SeqRanges } from './seq-ranges.js';
 
 /**
@@ -37,7 +37,7 @@ export class SeqCheckpoint {
   private pendingSets: { flush: PendingFlush; seqs: SeqRanges }[] = [];
 
   constructor(
-    private readonly kv: KV,
+    private readonly cas: KvCas,
     private readonly key: string,
     private readonly instance: string,
   ) {}
@@ -114,14 +114,11 @@ export class SeqCheckpoint {
     }
   }
 
-  private async read(): Promise<{ record: CheckpointRecord; revision: number }> {
+  private async read(): Promise<{ record: CheckpointRecord; version: CasVersion }> {
     try {
-      const e = await this.kv.get(this.key);
-      if (e?.operation !== 'PUT') return { record: { committed: [], pending: [] }, revision: 0 };
-      return {
-        record: JSON.parse(new TextDecoder().decode(e.value)) as CheckpointRecord,
-        revision: e.revision,
-      };
+      const { entry, version } = await this.cas.get(this.key);
+      if (entry?.operation !== 'PUT') return { record: { committed: [], pending: [] }, version };
+      return { record: JSON.parse(new TextDecoder().decode(entry.value)) as CheckpointRecord, version };
     } catch (err) {
       throw new TransientError('cannot read the ingest checkpoint', { cause: err });
     }
@@ -129,17 +126,15 @@ export class SeqCheckpoint {
 
   private async mutate(change: (r: CheckpointRecord) => void): Promise<void> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const { record, revision } = await this.read();
+      const { record, version } = await this.read();
       change(record);
-      const body = JSON.stringify(record);
       try {
-        if (revision === 0) await this.kv.create(this.key, body);
-        else await this.kv.update(this.key, body, revision);
+        await this.cas.put(this.key, JSON.stringify(record), version);
         this.load(record);
         return;
       } catch (err) {
-        // A concurrent instance won the compare-and-set: read again and reapply.
-        if (!/wrong last sequence|key exists/i.test(String((err as Error)?.message))) {
+        // A concurrent write won the compare-and-set: read again and reapply.
+        if (!isCasConflict(err)) {
           throw new TransientError('cannot write the ingest checkpoint', { cause: err });
         }
         await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));

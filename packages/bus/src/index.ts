@@ -6,6 +6,7 @@ export * from './consumers.js';
 export * from './dead-letter.js';
 export * from './dlq.js';
 export * from './fast-publish.js';
+export * from './kv-cas.js';
 export type { BusMessage } from './message.js';
 export * from './outcome.js';
 export * from './publish.js';

@@ -1,6 +1,13 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { type Bus, ensureStreamReplicas, ensureStreams, STREAM_DEFS, STREAM_NAMES } from '@parquetry/bus';
+import {
+  type Bus,
+  ensureStreamReplicas,
+  ensureStreams,
+  KvCas,
+  STREAM_DEFS,
+  STREAM_NAMES,
+} from '@parquetry/bus';
 import { type Catalog, type DuckDB, type ObjectStore, openCatalog } from '@parquetry/lake';
 import type { Logger, Metrics } from '@parquetry/service';
 import type { CandleConfig } from './config.js';
@@ -78,6 +85,7 @@ export async function createCandleAggregator(deps: CandleAggregatorDeps): Promis
   });
   if (config.STREAM_REPLICAS)
     await ensureStreamReplicas(bus.jsm, `KV_${stateBucket}`, config.STREAM_REPLICAS);
+  const stateKv = await KvCas.open(bus.js, kv, stateBucket);
 
   const workerConfig: WorkerConfig = {
     graceMs: config.CANDLE_GRACE_MS,
@@ -91,7 +99,7 @@ export async function createCandleAggregator(deps: CandleAggregatorDeps): Promis
   const owned: OwnedPartition[] = [];
   for (const p of partitions) {
     const ownership = new PartitionOwnership({
-      kv,
+      kv: stateKv,
       store,
       name: partitionName(p, P),
       instanceId: config.INSTANCE_ID,

@@ -6,6 +6,7 @@ import {
   ensureConsumer,
   ensureStreamReplicas,
   ensureStreams,
+  KvCas,
   runConsumer,
   SeqCheckpoint,
   STREAM_DEFS,
@@ -73,6 +74,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
   });
   if (config.STREAM_REPLICAS)
     await ensureStreamReplicas(bus.jsm, `KV_${CHECKPOINT_BUCKET}`, config.STREAM_REPLICAS);
+  const checkpoints = await KvCas.open(bus.js, kv, CHECKPOINT_BUCKET);
 
   const policy: FlushPolicy = {
     maxAgeMs: config.FLUSH_MAX_AGE_MS,
@@ -91,7 +93,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     dataset: string,
     makeSink: (c: LakeCommitter) => Sink,
   ) => {
-    const checkpoint = new SeqCheckpoint(kv, `${durable}`, config.INSTANCE_ID);
+    const checkpoint = new SeqCheckpoint(checkpoints, durable, config.INSTANCE_ID);
     const committer = new LakeCommitter({
       catalog,
       checkpoint,

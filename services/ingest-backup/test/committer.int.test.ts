@@ -5,7 +5,7 @@
  * NATS, a real catalog and checkpoint; the catalog is wrapped only to lose a reply.
  */
 import { Kvm } from '@nats-io/kv';
-import { type BusMessage, connectBus, SeqCheckpoint } from '@parquetry/bus';
+import { type BusMessage, connectBus, KvCas, SeqCheckpoint } from '@parquetry/bus';
 import { type Catalog, type NewFile, openCatalog, type PartitionChange } from '@parquetry/lake';
 import { Metrics, silentLogger } from '@parquetry/service';
 import { type NatsServerHandle, requireServers, startNats } from '@parquetry/testkit';
@@ -48,7 +48,8 @@ describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
     const bus = await connectBus({ url: nats.url, name: 'committer-test', logger: silentLogger() });
     close = () => bus.close();
     catalog = await openCatalog({ nc: bus.nc, writerId: 'committer-test' });
-    const kv = await new Kvm(bus.nc).create('committer_test_checkpoints', { history: 1 });
+    const bucket = 'committer_test_checkpoints';
+    const kv = await KvCas.open(bus.js, await new Kvm(bus.nc).create(bucket, { history: 1 }), bucket);
     make = async (key, wrap = {}) => {
       const cp = new SeqCheckpoint(kv, key, 'i1');
       // The real catalog, with some methods replaced (a lost reply, an unreachable catalog).

@@ -1,6 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, jetstream } from '@nats-io/jetstream';
-import { type KV, Kvm } from '@nats-io/kv';
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { type CasVersion, isCasConflict, KvCas } from '@parquetry/bus';
 import {
   ConflictError,
   InvalidInputError,
@@ -100,14 +101,6 @@ const RETRYABLE_NATS = new Set([
   'JetStreamApiError',
 ]);
 
-function isCasConflict(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const jitter = (attempt: number, baseMs: number, capMs: number) =>
   Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 10));
@@ -115,8 +108,8 @@ const jitter = (attempt: number, baseMs: number, capMs: number) =>
 interface Stored {
   /** Absent when the key holds a delete marker. */
   manifest?: PartitionManifest;
-  /** Revision to compare-and-set against. */
-  cas: number;
+  /** What the write of its successor expects (compare-and-set). */
+  cas: CasVersion;
 }
 
 type Mutation<R> = { result: R; next?: PartitionManifest };
@@ -141,7 +134,8 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     }
   }
   const prefix = `$KV.${bucket}.`;
-  return new Catalog(kv, bucket, opts, {
+  const cas = await KvCas.open(js, kv, bucket);
+  return new Catalog(kv, cas, bucket, opts, {
     async purgeKey(key) {
       await jsm.streams.purge(`KV_${bucket}`, { filter: `${prefix}${key}` });
     },
@@ -178,6 +172,7 @@ export class Catalog {
 
   constructor(
     private readonly kv: KV,
+    private readonly cas: KvCas,
     readonly bucket: string,
     private readonly opts: CatalogOptions,
     private readonly streamOps: CatalogStreamOps,
@@ -200,7 +195,7 @@ export class Catalog {
   async partition(dataset: string, values: PartitionValues): Promise<PartitionManifest> {
     const def = getDataset(dataset);
     const stored = await this.read(manifestKey(def.name, partitionPath(def.partitionColumns, values)));
-    return stored?.manifest ?? emptyManifest(def.name, values, this.now());
+    return stored ?? emptyManifest(def.name, values, this.now());
   }
 
   /**
@@ -216,8 +211,7 @@ export class Catalog {
     for (let round = 0; round < SNAPSHOT_ROUNDS; round++) {
       const stale = staleLinks(manifests);
       if (stale.length === 0) break;
-      for (const [key, stored] of await this.readMany(stale))
-        if (stored?.manifest) manifests.set(key, stored.manifest);
+      for (const [key, stored] of await this.readMany(stale)) if (stored) manifests.set(key, stored);
     }
     return settleSnapshot(manifests)
       .filter((m) => !filter || filter(m.partition))
@@ -239,8 +233,7 @@ export class Catalog {
     const keys = [...new Set(values.map(keyOf))];
     const manifests = new Map<string, PartitionManifest>();
     const readInto = async (list: readonly string[]) => {
-      for (const [key, stored] of await this.readMany(list))
-        if (stored?.manifest) manifests.set(key, stored.manifest);
+      for (const [key, stored] of await this.readMany(list)) if (stored) manifests.set(key, stored);
     };
     await readInto(keys);
     // A reserved change here shows once its commit is applied anywhere: read its other partitions
@@ -471,7 +464,7 @@ export class Catalog {
     const id = intent.commit.commitId;
     for (const t of targets) {
       const stored = await this.read(t.key);
-      if (stored?.manifest && hasCommit(stored.manifest, id)) {
+      if (stored && hasCommit(stored, id)) {
         throw new ParquetryError(
           'commit_stuck',
           `commit ${id} is applied in ${t.path} but conflicts elsewhere`,
@@ -511,16 +504,14 @@ export class Catalog {
     label = key,
   ): Promise<R> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const stored = await this.read(key);
-      const current = stored?.manifest ?? empty;
+      const stored = await this.readForUpdate(key);
+      const current = stored.manifest ?? empty;
       const { result, next } = change(current);
       if (!next) return result;
       const { revision: _r, ...value } = next;
       const body = encodeValue(key, value, this.maxValueBytes);
       try {
-        await this.withRetry('write manifest', () =>
-          stored ? this.kv.update(key, body, stored.cas) : this.kv.create(key, body),
-        );
+        await this.withRetry('write manifest', () => this.cas.put(key, body, stored.cas));
         return result;
       } catch (err) {
         if (!isCasConflict(err)) throw err;
@@ -535,16 +526,25 @@ export class Catalog {
     return emptyManifest(commit.dataset, t.change.partition, this.now());
   }
 
-  private async read(key: string): Promise<Stored | undefined> {
+  private async read(key: string): Promise<PartitionManifest | undefined> {
     const entry = await this.withRetry('read manifest', () => this.kv.get(key));
-    if (!entry) return undefined;
-    if (entry.operation !== 'PUT') return { cas: entry.revision };
-    const value = decodeValue<Omit<PartitionManifest, 'revision'>>(key, entry.value);
-    return { manifest: { ...value, revision: entry.revision }, cas: entry.revision };
+    return entry ? this.decode(key, entry) : undefined;
   }
 
-  private async readMany(keys: readonly string[]): Promise<Map<string, Stored | undefined>> {
-    const out = new Map<string, Stored | undefined>();
+  /** The manifest with the version its successor must expect (one more request on a replicated bucket). */
+  private async readForUpdate(key: string): Promise<Stored> {
+    const { entry, version } = await this.withRetry('read manifest', () => this.cas.get(key));
+    return { manifest: entry ? this.decode(key, entry) : undefined, cas: version };
+  }
+
+  private decode(key: string, entry: KvEntry): PartitionManifest | undefined {
+    if (entry.operation !== 'PUT') return undefined;
+    const value = decodeValue<Omit<PartitionManifest, 'revision'>>(key, entry.value);
+    return { ...value, revision: entry.revision };
+  }
+
+  private async readMany(keys: readonly string[]): Promise<Map<string, PartitionManifest | undefined>> {
+    const out = new Map<string, PartitionManifest | undefined>();
     let next = 0;
     const worker = async () => {
       while (next < keys.length) {
@@ -559,7 +559,7 @@ export class Catalog {
   private async readAll(dataset: string): Promise<Map<string, PartitionManifest>> {
     const stored = await this.readMany(await this.keys(`${manifestPrefix(dataset)}>`));
     const out = new Map<string, PartitionManifest>();
-    for (const [key, s] of stored) if (s?.manifest) out.set(key, s.manifest);
+    for (const [key, s] of stored) if (s) out.set(key, s);
     return out;
   }
 

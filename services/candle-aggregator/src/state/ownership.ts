@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { KV } from '@nats-io/kv';
+import type { KvEntry } from '@nats-io/kv';
+import { isCasConflict, type KvCas } from '@parquetry/bus';
 import type { ObjectStore } from '@parquetry/lake';
 import { ConflictError, type Logger, TransientError } from '@parquetry/service';
 import { decodePartitionState, encodePartitionState, type PartitionState } from './codec.js';
@@ -39,7 +40,8 @@ export class OwnershipLostError extends ConflictError {
 }
 
 export interface OwnershipOptions {
-  kv: KV;
+  /** The `candle_state` bucket. */
+  kv: KvCas;
   store: ObjectStore;
   /** Partition name (partitionName()). */
   name: string;
@@ -52,8 +54,13 @@ export interface OwnershipOptions {
 const STATE_PREFIX = '_state/candle-aggregator';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function isCasConflict(err: unknown): boolean {
-  return /wrong last sequence|key exists|10071/i.test(String((err as Error)?.message ?? err));
+/** Writes of the owner that lost a compare-and-set to another partition's write in the same bucket. */
+const MAX_WRITE_ATTEMPTS = 50;
+
+function decodeRecord(entry: KvEntry | null): OwnershipRecord | undefined {
+  return entry && entry.operation === 'PUT'
+    ? (JSON.parse(new TextDecoder().decode(entry.value)) as OwnershipRecord)
+    : undefined;
 }
 
 export class PartitionOwnership {
@@ -90,13 +97,10 @@ export class PartitionOwnership {
     let waitingLogged = false;
     for (;;) {
       if (signal?.aborted) throw new TransientError(`gave up acquiring partition ${name}`);
-      const entry = await kv.get(name).catch((err: unknown) => {
+      const { entry, version } = await kv.get(name).catch((err: unknown) => {
         throw new TransientError(`cannot read candle state ${name}`, { cause: err });
       });
-      const current =
-        entry && entry.operation === 'PUT'
-          ? (JSON.parse(new TextDecoder().decode(entry.value)) as OwnershipRecord)
-          : undefined;
+      const current = decodeRecord(entry);
       const now = this.now();
       if (current && current.owner !== instanceId && current.leaseUntil > now) {
         if (!waitingLogged) {
@@ -120,8 +124,7 @@ export class PartitionOwnership {
       };
       try {
         const body = JSON.stringify(next);
-        this.revision =
-          current && entry ? await kv.update(name, body, entry.revision) : await kv.create(name, body);
+        this.revision = await kv.put(name, body, version);
         this.record = next;
         this.lost = false;
         return next;
@@ -177,37 +180,47 @@ export class PartitionOwnership {
     await this.write((r) => ({ ...r, leaseUntil: 0 }));
   }
 
-  /** Serialised compare-and-set writes against the revision this process wrote last. */
+  /**
+   * Serialised compare-and-set writes: the record must still be the one this process wrote last
+   * (or, when a reply was lost, its own later write: same incarnation). A compare-and-set lost to
+   * a write of another partition in the bucket (a replicated bucket serializes all its writes)
+   * is simply tried again.
+   */
   private write(change: (r: OwnershipRecord) => OwnershipRecord): Promise<void> {
     const run = async () => {
-      if (this.lost) throw new OwnershipLostError(this.opts.name);
-      if (!this.record) throw new OwnershipLostError(this.opts.name);
-      for (let attempt = 0; ; attempt++) {
+      const { kv, name } = this.opts;
+      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+        if (this.lost || !this.record) throw new OwnershipLostError(name);
+        const { entry, version } = await kv.get(name).catch((err: unknown) => {
+          throw new TransientError(`cannot read candle state ${name}`, { cause: err });
+        });
+        if (entry && entry.revision < this.revision) {
+          // A replica that has not applied our own last write yet: read again.
+          await sleep(5 * (attempt + 1));
+          continue;
+        }
+        if (entry?.revision !== this.revision) {
+          const stored = decodeRecord(entry);
+          if (!entry || stored?.incarnation !== this.incarnation) {
+            this.lost = true;
+            throw new OwnershipLostError(name);
+          }
+          this.revision = entry.revision;
+          this.record = stored;
+        }
         const next = change(this.record);
         try {
-          this.revision = await this.opts.kv.update(this.opts.name, JSON.stringify(next), this.revision);
+          this.revision = await kv.put(name, JSON.stringify(next), version);
           this.record = next;
           return;
         } catch (err) {
           if (!isCasConflict(err)) {
-            throw new TransientError(`cannot write candle state ${this.opts.name}`, { cause: err });
+            throw new TransientError(`cannot write candle state ${name}`, { cause: err });
           }
-          // Our own earlier write may have landed with its reply lost: then the record is still
-          // ours (same incarnation) and we continue from it. Anyone else's write means we lost.
-          const entry = await this.opts.kv.get(this.opts.name).catch(() => null);
-          const stored =
-            entry && entry.operation === 'PUT'
-              ? (JSON.parse(new TextDecoder().decode(entry.value)) as OwnershipRecord)
-              : undefined;
-          if (attempt === 0 && entry && stored?.incarnation === this.incarnation) {
-            this.revision = entry.revision;
-            this.record = stored;
-            continue;
-          }
-          this.lost = true;
-          throw new OwnershipLostError(this.opts.name, err);
+          await sleep(Math.random() * 5 * (attempt + 1));
         }
       }
+      throw new TransientError(`cannot write candle state ${name}: too many concurrent writes`);
     };
     const p = this.writes.then(run, run);
     this.writes = p.catch(() => {});

@@ -5,11 +5,20 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { freePort, waitFor } from './procs.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const address = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  if (!address || typeof address !== 'object') throw new Error('no free port');
+  return address.port;
+}
 
 export interface ClusterNode {
   name: string;
@@ -130,12 +139,16 @@ export async function waitJetStream(url: string, timeoutMs = 30_000): Promise<vo
   const nc = await connect({ servers: url.split(','), reconnect: true });
   try {
     // jetstreamManager() asks for the account info itself: it fails until there is a leader.
-    await waitFor(
-      'a JetStream meta leader',
-      async () => ((await (await jetstreamManager(nc)).getAccountInfo()) ? true : undefined),
-      timeoutMs,
-      300,
-    );
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await (await jetstreamManager(nc)).getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error('no JetStream meta leader', { cause: err });
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
   } finally {
     await nc.close();
   }
