@@ -1,3 +1,4 @@
+export * from './concurrency.js';
 export * from './config.js';
 export * from './disk-free.js';
 export * from './errors.js';

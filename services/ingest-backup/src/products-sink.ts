@@ -19,7 +19,7 @@ import {
   writeJsonLakeFiles,
   writeLakeFiles,
 } from '@parquetry/lake';
-import { InvalidInputError, type Logger, type Metrics } from '@parquetry/service';
+import { InvalidInputError, type Logger, type Metrics, mapWorkers } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeProductBatch } from './decode.js';
 import { BacklogWatch, TAIL_QUIET_MS } from './domain/backlog.js';
@@ -213,7 +213,7 @@ export class ProductsSink {
       }
       // One file (or a few parts) per group, written on as many connections as there are.
       const stamps = tasks.map((): BackupStamp => ({ backupId: newBackupId(), backupTime: this.now() }));
-      const files = await mapConcurrent(tasks, this.deps.conns, async (t, i, conn) => {
+      const files = await mapWorkers(tasks, this.deps.conns, async (t, i, conn) => {
         const out = await this.writeGroup(`products/${t.dir}`, t.fresh, stamps[i]!, conn);
         written.push(...out);
         return out;
@@ -385,32 +385,4 @@ export class ProductsSink {
       logger.warn({ err, key }, 'could not update backup metadata');
     }
   }
-}
-
-/**
- * `fn` over `items` with one worker per resource (a DuckDB connection), results in item order.
- * A failure stops the workers from taking more; it is thrown once every running call is done,
- * so the caller sees every file already written.
- */
-async function mapConcurrent<T, R, C>(
-  items: readonly T[],
-  resources: readonly C[],
-  fn: (item: T, index: number, resource: C) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failed: { err: unknown } | undefined;
-  const worker = async (resource: C) => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!, i, resource);
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(resources.slice(0, Math.max(1, items.length)).map(worker));
-  if (failed) throw failed.err;
-  return out;
 }

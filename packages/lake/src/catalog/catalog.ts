@@ -7,6 +7,7 @@ import {
   InvalidInputError,
   type Logger,
   type Metrics,
+  mapLimit,
   ParquetryError,
   silentLogger,
   TransientError,
@@ -544,16 +545,8 @@ export class Catalog {
   }
 
   private async readMany(keys: readonly string[]): Promise<Map<string, PartitionManifest | undefined>> {
-    const out = new Map<string, PartitionManifest | undefined>();
-    let next = 0;
-    const worker = async () => {
-      while (next < keys.length) {
-        const key = keys[next++]!;
-        out.set(key, await this.read(key));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, worker));
-    return out;
+    const manifests = await mapLimit(keys, READ_CONCURRENCY, (key) => this.read(key));
+    return new Map(keys.map((key, i) => [key, manifests[i]]));
   }
 
   private async readAll(dataset: string): Promise<Map<string, PartitionManifest>> {

@@ -20,7 +20,7 @@ import {
   partitionPath,
   sqlString,
 } from '@parquetry/lake';
-import { ConflictError, type Logger, type Metrics, silentLogger } from '@parquetry/service';
+import { ConflictError, type Logger, type Metrics, mapLimit, silentLogger } from '@parquetry/service';
 import type { CandleRecord } from '../domain/candle.js';
 import { CANDLE_COLUMNS, type CandleRow, candlePartitionDir, compareCandles, toCandleRow } from './rows.js';
 
@@ -67,23 +67,6 @@ async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, f: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      const item = items[next++]!;
-      try {
-        await f(item);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
 
 export class CandleLake {

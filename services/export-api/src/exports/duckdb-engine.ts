@@ -19,7 +19,7 @@ import {
   sqlString,
   withSource,
 } from '@parquetry/lake';
-import { InvalidInputError, NotFoundError } from '@parquetry/service';
+import { InvalidInputError, mapLimit, NotFoundError } from '@parquetry/service';
 import type { Logger } from 'pino';
 import type { DatasetInfo } from '../datasets.js';
 import type { ConnectionPool } from '../duck/sandboxed-duckdb.js';
@@ -255,17 +255,4 @@ async function listFiles(dir: string): Promise<string[]> {
     if (err.code !== 'ENOENT') throw err;
   });
   return out.sort();
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await f(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
