@@ -59,11 +59,6 @@ export class SeqRanges {
     for (const [a, b] of other.ranges) this.addRange(a, b);
   }
 
-  /** Forget everything below `floor` (JetStream never redelivers below the ack floor). */
-  pruneBelow(floor: number): void {
-    this.ranges = this.ranges.filter((r) => r[1] >= floor).map((r) => [Math.max(r[0], floor), r[1]] as Range);
-  }
-
   toJSON(): Range[] {
     return this.ranges.map((r) => [r[0], r[1]]);
   }

@@ -30,14 +30,4 @@ describe('SeqRanges', () => {
       }),
     );
   });
-
-  it('prunes below a floor', () => {
-    const r = new SeqRanges([
-      [1, 5],
-      [8, 20],
-    ]);
-    r.pruneBelow(10);
-    expect(r.toJSON()).toEqual([[10, 20]]);
-    expect(r.has(9)).toBe(false);
-  });
 });
