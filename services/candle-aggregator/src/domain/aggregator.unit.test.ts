@@ -213,6 +213,34 @@ describe('CandleAggregator: duplicates and replays', () => {
     snap.symbols[0].candles[1].start += 60_000; // a 5m candle starting at 10:01
     expect(() => CandleAggregator.restore(snap)).toThrow(/off-bucket/);
   });
+
+  it('refuses a snapshot whose trade id runs leave the ids they encode', () => {
+    const agg = new CandleAggregator(CONFIG);
+    for (const id of ['17', '18', '19', '007', '008'])
+      agg.ingest(tick(T0 + 1_000, 1, 1, { trade_id: id }), { now: T0 });
+    const saved = JSON.parse(JSON.stringify(agg.snapshot()));
+    expect(saved.symbols[0].tradeIds[0].ids).toEqual(
+      expect.arrayContaining([
+        [17, 3],
+        [7, 2, 3],
+      ]),
+    );
+    expect(CandleAggregator.restore(saved).snapshot()).toEqual(saved);
+    const withIds = (ids: unknown) => {
+      const snap = structuredClone(saved);
+      snap.symbols[0].tradeIds[0].ids = ids;
+      return snap;
+    };
+    const bad: [unknown, RegExp][] = [
+      [[[10 ** 15 - 1, 2]], /beyond 15 digits/],
+      [[[5, 10, 2]], /beyond its width/], // '05'..'14': the last ones are not zero-padded
+      [[[7, 0, 3]], /invalid candle aggregator snapshot/],
+      [[[-1, 2]], /invalid candle aggregator snapshot/],
+      [[[7, 2, 16]], /invalid candle aggregator snapshot/],
+      [[[1.5, 2]], /invalid candle aggregator snapshot/],
+    ];
+    for (const [ids, why] of bad) expect(() => CandleAggregator.restore(withIds(ids))).toThrow(why);
+  });
 });
 
 describe('CandleAggregator: bounded state', () => {
