@@ -88,7 +88,9 @@ describe.skipIf(skip || !alone)('a 3-node JetStream cluster, replicas 3, one nod
           30_000,
           500,
         );
-        const crashes = system.all.map((p) => `${p.label}:${p.crashes}`).join(' ');
+        const crashes = system.all
+          .map((p) => `${p.label}:${p.crashes}${p.crashes ? ` (${p.crashReasons.join(' | ')})` : ''}`)
+          .join(' ');
         console.log(
           `e2e cluster: killed ${killed} (TICKS leader) after wave 2 of ${WAVES}; ${f.expected.products} products, ` +
             `${f.expected.ticks} ticks, ${counts.candles} candles (${counts.apiCandles} via API), ` +

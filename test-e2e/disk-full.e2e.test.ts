@@ -154,13 +154,13 @@ describe.skipIf(reason)('disk full during Parquet writes', () => {
           async () => ((await lakeRows()) > 0 ? true : undefined),
           30_000,
         );
-        const warned = system.all[0]!.warned(/flush failed/);
+        const warned = system.all[0]!.warned(/flush_failed/);
         const filled = fill(filler);
         await sleep(2000); // a flush already past its writes may still commit
         await publishPart(1);
         await waitFor(
           'a flush to fail on the full disk',
-          () => (system.all[0]!.warned(/flush failed/) > warned ? true : undefined),
+          () => (system.all[0]!.warned(/flush_failed/) > warned ? true : undefined),
           60_000,
         );
         // Nothing is acknowledged that is not committed. (The disk is not frozen solid: a failed
@@ -176,7 +176,7 @@ describe.skipIf(reason)('disk full during Parquet writes', () => {
           uncommittedSeen += (await checkVisible(false)).uncommitted;
           checks++;
         }
-        const failedFlushes = system.all[0]!.warned(/flush failed/) - warned;
+        const failedFlushes = system.all[0]!.warned(/flush_failed/) - warned;
         rmSync(filler);
         await publishPart(2);
         retries += await parts.sentinels();

@@ -40,7 +40,7 @@ describe.skipIf(skip)('the S3 server down for 15 s during writes', () => {
           }
           return { acked, waiting };
         };
-        const warnings = () => system.all.reduce((n, p) => n + p.warned(/flush failed/), 0);
+        const warnings = () => system.all.reduce((n, p) => n + p.warned(/flush_failed/), 0);
 
         // Three parts: the first lands; the second arrives while S3 is down, so its flushes must
         // fail (whatever the machine's speed); the third and the sentinels once S3 is back.

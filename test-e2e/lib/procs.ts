@@ -80,6 +80,9 @@ export class ServiceProcess {
   kills = 0;
   /** Exits nobody asked for (the process died on its own); each was restarted after 1 s. */
   crashes = 0;
+  /** For each crash, the last error-level log message before it (why the service gave up). */
+  readonly crashReasons: string[] = [];
+  private lastError = '';
   private expectExit = false;
   private restartTimer: NodeJS.Timeout | undefined;
 
@@ -112,8 +115,11 @@ export class ServiceProcess {
       if (this.lines.length > 200) this.lines.shift();
       if (line.startsWith('{') && /"level":[4-6]\d/.test(line)) {
         try {
-          const msg = String((JSON.parse(line) as { msg?: unknown }).msg);
+          const entry = JSON.parse(line) as { msg?: unknown; level?: number; err?: { message?: unknown } };
+          const msg = String(entry.msg);
           this.warnings.set(msg, (this.warnings.get(msg) ?? 0) + 1);
+          if ((entry.level ?? 0) >= 50)
+            this.lastError = `${msg}: ${String(entry.err?.message ?? '')}`.slice(0, 300);
         } catch {
           // not a pino line
         }
@@ -132,6 +138,7 @@ export class ServiceProcess {
       // Like a supervisor (systemd, Kubernetes): a service that dies on its own is started again.
       if (!this.expectExit) {
         this.crashes++;
+        this.crashReasons.push(this.lastError || (this.lines.at(-1) ?? '').slice(0, 300));
         keep(`exited on its own (${JSON.stringify(e)}): restarting in 1 s`);
         this.restartTimer = setTimeout(() => {
           if (!this.expectExit && !this.running) this.start();

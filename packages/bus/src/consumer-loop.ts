@@ -238,7 +238,7 @@ class Loop implements MessageSettler, ConsumerLoop {
       } catch (err) {
         if (this.stopping) break;
         if (err instanceof ClosedConnectionError) {
-          this.log.error({ err }, 'connection closed, consumer loop ends');
+          this.log.error({ err }, 'consumer_connection_closed');
           this.stopping = true;
           break;
         }
@@ -462,13 +462,13 @@ class Loop implements MessageSettler, ConsumerLoop {
     try {
       await this.opts.onStop?.();
     } catch (err) {
-      this.log.error({ err }, 'onStop failed');
+      this.log.error({ err }, 'on_stop_failed');
     }
     while ((this.unsettled.size > 0 || this.ops.size > 0) && left() > 0) await this.changed.wait(left());
     if (this.keepAlive) clearInterval(this.keepAlive);
     if (this.unsettled.size > 0) {
       // Left to the server: they are delivered again after ack_wait.
-      this.log.warn({ unsettled: this.unsettled.size }, 'stop timed out with unsettled messages');
+      this.log.warn({ unsettled: this.unsettled.size }, 'stop_timed_out_unsettled');
     }
     this.log.info(this.stats(), 'stopped');
   }

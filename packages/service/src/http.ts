@@ -36,7 +36,7 @@ export async function startProbeServer(opts: ProbeServerOptions): Promise<Server
         res.end(JSON.stringify({ error: { code: 'not_found', message: 'unknown route' } }));
       }
     } catch (err) {
-      opts.logger.error({ err }, 'probe request failed');
+      opts.logger.error({ err }, 'probe_request_failed');
       res.writeHead(500).end();
     }
   });

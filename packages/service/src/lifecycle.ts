@@ -12,14 +12,14 @@ export function onShutdown(
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal, exiting now');
+      logger.warn({ signal }, 'second_signal_exiting');
       process.exit(1);
     }
     stopping = true;
     logger.info({ signal }, 'draining');
     // A drain that cannot finish (NATS gone for good) must not keep the process alive forever.
     setTimeout(() => {
-      logger.error({ timeoutMs: opts.timeoutMs ?? 45_000 }, 'drain timed out, exiting');
+      logger.error({ timeoutMs: opts.timeoutMs ?? 45_000 }, 'drain_timed_out');
       process.exit(1);
     }, opts.timeoutMs ?? 45_000).unref();
     stop()
@@ -28,7 +28,7 @@ export function onShutdown(
         process.exit(0);
       })
       .catch((err) => {
-        logger.error({ err }, 'error while stopping');
+        logger.error({ err }, 'stop_failed');
         process.exit(1);
       });
   };

@@ -83,7 +83,7 @@ export class AckedPublisher {
       this.nc.publish(e.subject, e.data, { reply: `${this.inbox}.${id}`, headers: e.headers });
     } catch (err) {
       // Connection closed or draining: the sweep retries while we are not closed.
-      this.logger.debug({ err, subject: e.subject }, 'publish failed');
+      this.logger.debug({ err, subject: e.subject }, 'publish_failed');
     }
   }
 

@@ -114,7 +114,7 @@ export async function createCandleAggregator(deps: CandleAggregatorDeps): Promis
     owned.push({ worker, ownership, journal, savedSeq: worker.seq });
     logger.info(
       { partition: ownership.name, seq: worker.seq, journal: journal.length, outbox: worker.pendingCandles },
-      'partition acquired',
+      'partition_acquired',
     );
   }
 
@@ -228,7 +228,7 @@ export async function createCandleAggregator(deps: CandleAggregatorDeps): Promis
       job()
         .catch((err: unknown) => {
           if (err instanceof OwnershipLostError) fatal(err);
-          else logger.warn({ err, job: what }, 'periodic job failed');
+          else logger.warn({ err, job: what }, 'periodic_job_failed');
         })
         .finally(() => {
           running = false;
@@ -286,7 +286,7 @@ export async function createCandleAggregator(deps: CandleAggregatorDeps): Promis
       await outputs.settled();
       outputs.stop();
       for (const o of owned)
-        await o.ownership.release().catch((err: unknown) => logger.warn({ err }, 'release failed'));
+        await o.ownership.release().catch((err: unknown) => logger.warn({ err }, 'partition_release_failed'));
     } else {
       outputs.stop();
     }

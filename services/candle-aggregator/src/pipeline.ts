@@ -200,7 +200,7 @@ export class CandlePipeline {
       for (const t of taken) t.o.worker.flushDone(t.take.id);
     } catch (err) {
       for (const t of taken) t.o.worker.flushFailed(t.take.id);
-      this.deps.logger.warn({ err, dataset: 'candles' }, 'flush failed, candles will be retried');
+      this.deps.logger.warn({ err, dataset: 'candles' }, 'flush_failed');
     }
   }
 
@@ -223,7 +223,7 @@ export class CandlePipeline {
           outbox: state.outbox.length,
           ms: this.deps.clock() - started,
         },
-        'state saved',
+        'state_saved',
       );
     }
   }

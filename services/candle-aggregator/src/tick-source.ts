@@ -114,7 +114,7 @@ export class TickSource {
     if (idle < this.watchdogMs) return;
     this.opts.logger.warn(
       { idleMs: idle, from: this.lastSeq + 1, consumer: this.consumerName },
-      'tick consumer silent, re-opening',
+      'tick_consumer_silent',
     );
     this.open(this.lastSeq + 1).catch((err: unknown) => this.opts.onError(err));
   }
@@ -169,16 +169,16 @@ export class TickSource {
           void messages.closed().then((err) => {
             if (!err || generation !== this.generation || this.stopped) return;
             // Closed by the client on an error (e.g. the stream's leader lost): open again.
-            this.opts.logger.warn({ err, from: this.lastSeq + 1 }, 'tick consumer closed, re-opening');
+            this.opts.logger.warn({ err, from: this.lastSeq + 1 }, 'tick_consumer_closed');
             this.open(this.lastSeq + 1).catch((e: unknown) => this.opts.onError(e));
           });
-          this.opts.logger.debug({ startSeq, attempt }, 'tick consumer opened');
+          this.opts.logger.debug({ startSeq, attempt }, 'tick_consumer_opened');
           return;
         } catch (err) {
           // Creating the consumer timed out (placed on a dead peer, no meta leader yet): retry.
           if (this.stopped || generation !== this.generation) return;
           if (Date.now() >= deadline) throw err;
-          this.opts.logger.warn({ err, attempt, startSeq }, 'tick consumer open failed, retrying');
+          this.opts.logger.warn({ err, attempt, startSeq }, 'tick_consumer_open_failed');
           await sleep(Math.min(5000, 250 * 2 ** attempt));
         }
       }

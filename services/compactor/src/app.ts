@@ -94,7 +94,7 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
   });
   const recovered = await env.catalog.recover(config.INSTANCE_ID);
   if (recovered.rolledForward.length + recovered.abandoned.length > 0) {
-    logger.info(recovered, 'recovered catalog intents');
+    logger.info(recovered, 'catalog_intents_recovered');
   }
 
   const opsTotal = metrics.counter('parquetry_lake_ops_total', 'Lake operations run, by op and outcome', [
@@ -130,7 +130,7 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
     try {
       bus.nc.publish(resultSubject(op, opId), JSON.stringify(body));
     } catch (err) {
-      logger.warn({ err, op, op_id: opId }, 'could not publish the result');
+      logger.warn({ err, op, op_id: opId }, 'result_publish_failed');
     }
   };
 
@@ -178,7 +178,7 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
             : { code: 'internal', message: err instanceof Error ? err.message : String(err) };
         const failed: FailedJobResult = { op, op_id: opId, status: 'failed', error: e };
         if (isCompactorOp(op)) publishResult(op, opId, failed);
-        logger.warn({ op, op_id: opId, err }, 'operation failed');
+        logger.warn({ op, op_id: opId, err }, 'operation_failed');
       }
       return outcome;
     }
@@ -255,7 +255,7 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
   let policyRunning: Promise<unknown> = Promise.resolve();
   const timer = config.POLICY_ENABLED
     ? setInterval(() => {
-        policyRunning = runPolicy().catch((err) => logger.warn({ err }, 'policy run failed'));
+        policyRunning = runPolicy().catch((err) => logger.warn({ err }, 'policy_run_failed'));
       }, config.POLICY_INTERVAL_MS)
     : undefined;
 

@@ -112,8 +112,8 @@ export function issues(err: ZodError): { issues: { path: string; message: string
 export function registerErrorHandling(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err, request, reply) => {
     const res = toErrorResponse(err);
-    if (res.status >= 500) logger.error({ err, route: request.routeOptions.url }, 'request failed');
-    else logger.debug({ code: res.body.error.code, status: res.status }, 'request rejected');
+    if (res.status >= 500) logger.error({ err, route: request.routeOptions.url }, 'request_failed');
+    else logger.debug({ code: res.body.error.code, status: res.status }, 'request_rejected');
     void reply.code(res.status).headers(res.headers).send(res.body);
   });
   app.setNotFoundHandler((_request, reply) => {

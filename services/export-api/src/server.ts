@@ -91,7 +91,7 @@ export async function createExportApi(deps: ExportApiDeps): Promise<ExportApi> {
       try {
         await c();
       } catch (err) {
-        logger.warn({ err }, 'cleanup step failed');
+        logger.warn({ err }, 'cleanup_step_failed');
       }
     }
   };
@@ -100,7 +100,7 @@ export async function createExportApi(deps: ExportApiDeps): Promise<ExportApi> {
     if (config.API_KEYS_RELOAD_S > 0) {
       cleanups.push(
         keys.autoRefresh(config.API_KEYS_RELOAD_S * 1000, (err) =>
-          logger.warn({ err }, 'API_KEYS_FILE reload failed; keeping the keys in force'),
+          logger.warn({ err }, 'api_keys_reload_failed'),
         ),
       );
     }
@@ -151,7 +151,7 @@ export async function createExportApi(deps: ExportApiDeps): Promise<ExportApi> {
         stopped = true;
         await app.close();
         const left = await engine.drain(opts.drainMs ?? 30_000);
-        if (left > 0) logger.warn({ running: left }, 'stopping with exports still running');
+        if (left > 0) logger.warn({ running: left }, 'stopping_with_exports_running');
         await cleanup();
       },
     };

@@ -67,7 +67,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
   });
   const recovered = await catalog.recover(config.INSTANCE_ID);
   if (recovered.rolledForward.length + recovered.abandoned.length > 0)
-    logger.info(recovered, 'recovered catalog intents');
+    logger.info(recovered, 'catalog_intents_recovered');
   const kv = await new Kvm(bus.nc).create(CHECKPOINT_BUCKET, {
     history: 1,
     replicas: config.STREAM_REPLICAS ?? 1,

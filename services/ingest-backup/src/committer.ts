@@ -150,7 +150,7 @@ export class LakeCommitter {
         await publishJson(js, subjects.lakeCommitted(dataset), event, { msgId: commitId });
       } catch (err) {
         // The data is committed; followers also read the catalog, so a lost event is not a loss.
-        logger.warn({ err, dataset, commit_id: commitId }, 'could not publish lake.committed');
+        logger.warn({ err, dataset, commit_id: commitId }, 'lake_committed_publish_failed');
       }
       logger.debug({ dataset, commit_id: commitId, rows, files: changes.length }, 'commit');
     }

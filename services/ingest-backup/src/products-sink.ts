@@ -264,10 +264,7 @@ export class ProductsSink {
         .histogram('parquetry_flush_seconds', 'buffer flush: write, upload, commit', ['dataset'])
         .observe({ dataset: 'products' }, (this.now() - started) / 1000);
     } catch (err) {
-      logger.warn(
-        { err, dataset: 'products', messages: messages.length },
-        'flush failed, messages will be retried',
-      );
+      logger.warn({ err, dataset: 'products', messages: messages.length }, 'flush_failed');
       if (!committing) await discardLakeFiles(this.deps.store, written);
       await Promise.all(messages.map((m) => m.fail(err)));
     }
@@ -337,7 +334,7 @@ export class ProductsSink {
       if (!(err instanceof InvalidInputError)) throw err;
       // Field names DuckDB cannot tell apart, or a value its JSON reader converts differently:
       // the JS writer takes every value as JSON.parse gave it.
-      this.deps.logger.debug({ err: err.message, dir }, 'products written through the JS path');
+      this.deps.logger.debug({ err: err.message, dir }, 'products_js_path');
 
       return writeLakeFiles({
         ...file,
@@ -382,7 +379,7 @@ export class ProductsSink {
       };
       await store.put(key, JSON.stringify(doc, null, 2));
     } catch (err) {
-      logger.warn({ err, key }, 'could not update backup metadata');
+      logger.warn({ err, key }, 'backup_metadata_failed');
     }
   }
 }

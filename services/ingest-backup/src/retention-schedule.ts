@@ -79,11 +79,11 @@ export class RetentionSchedule {
             files: result.files,
             rows: result.rows,
           },
-          'retention dropped old partitions',
+          'retention_partitions_dropped',
         );
         await this.announce(result);
       } catch (err) {
-        logger.warn({ err, dataset }, 'retention run failed; retrying at the next interval');
+        logger.warn({ err, dataset }, 'retention_failed');
       }
     }
     return results;
@@ -95,10 +95,7 @@ export class RetentionSchedule {
       try {
         await publishJson(js, subjects.lakeCommitted(event.dataset), event, { msgId: event.commit_id });
       } catch (err) {
-        logger.warn(
-          { err, dataset: event.dataset, commit_id: event.commit_id },
-          'could not publish retention',
-        );
+        logger.warn({ err, dataset: event.dataset, commit_id: event.commit_id }, 'retention_publish_failed');
       }
     }
   }

@@ -152,10 +152,7 @@ export class TicksSink {
         .histogram('parquetry_flush_seconds', 'buffer flush: write, upload, commit', ['dataset'])
         .observe({ dataset: 'ticks' }, (this.now() - started) / 1000);
     } catch (err) {
-      logger.warn(
-        { err, dataset: 'ticks', messages: messages.length },
-        'flush failed, messages will be retried',
-      );
+      logger.warn({ err, dataset: 'ticks', messages: messages.length }, 'flush_failed');
       if (!committing) await discardLakeFiles(this.deps.store, written);
       await Promise.all(messages.map((m) => m.fail(err)));
     }

@@ -261,10 +261,7 @@ export class LoadSession {
         // The new source reshapes the table (a replace takes the new types, widened ones too):
         // indexes and constraints of the old one can't carry over.
         await client.query(createTableSql(tableSql(staging), incoming));
-        logger.warn(
-          { table: tableKey(target) },
-          'replace with a new schema: indexes and constraints not carried over',
-        );
+        logger.warn({ table: tableKey(target) }, 'table_replaced_without_indexes');
       } else {
         await client.query(`CREATE TABLE ${tableSql(staging)} (LIKE ${tableSql(target)} INCLUDING ALL)`);
       }

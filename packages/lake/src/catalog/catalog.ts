@@ -350,7 +350,7 @@ export class Catalog {
       }
     }
     if (result.rolledForward.length + result.abandoned.length > 0) {
-      this.logger.info({ writer_id: writerId, ...result }, 'recovered catalog intents');
+      this.logger.info({ writer_id: writerId, ...result }, 'catalog_intents_recovered');
     }
     return result;
   }
@@ -482,10 +482,7 @@ export class Catalog {
       );
     }
     await this.withRetry('delete intent', () => this.streamOps.purgeKey(intentKey(intent.writerId, id)));
-    this.logger.warn(
-      { dataset: intent.commit.dataset, commit_id: id, err: cause },
-      'commit abandoned on conflict',
-    );
+    this.logger.warn({ dataset: intent.commit.dataset, commit_id: id, err: cause }, 'commit_abandoned');
   }
 
   private async step(step: CommitStep): Promise<void> {

@@ -274,8 +274,8 @@ export class CandleLake {
       } catch (err) {
         this.fileCounts.delete(partitionPath(CANDLES.partitionColumns, values));
         if (err instanceof ConflictError)
-          this.logger.debug({ err, partition: values }, 'compaction conflict');
-        else this.logger.warn({ err, partition: values }, 'compaction failed');
+          this.logger.debug({ err, partition: values }, 'compaction_conflict');
+        else this.logger.warn({ err, partition: values }, 'compaction_failed');
       }
     }
   }
@@ -438,10 +438,7 @@ export class CandleLake {
       await publishJson(this.deps.js, subjects.lakeCommitted(CANDLES.name), event, { msgId: commitId });
     } catch (err) {
       // The data is committed; followers also read the catalog, so a lost notice is not a loss.
-      this.logger.warn(
-        { err, dataset: CANDLES.name, commit_id: commitId },
-        'could not publish lake.committed',
-      );
+      this.logger.warn({ err, dataset: CANDLES.name, commit_id: commitId }, 'lake_committed_publish_failed');
     }
   }
 }

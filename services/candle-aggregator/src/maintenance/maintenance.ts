@@ -407,7 +407,7 @@ export class CandleMaintenance {
           break;
         } catch (err) {
           if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw err;
-          this.logger.debug({ err, partition: values }, 'partition changed meanwhile, planning it again');
+          this.logger.debug({ err, partition: values }, 'partition_changed_replanning');
         }
       }
       this.deps.onPartition?.(++done, targets.size);
@@ -581,7 +581,7 @@ export class CandleMaintenance {
         );
         this.logger.info(
           { partition: values, removed: r.removed.length, candles: diff.content.length },
-          'candle partition repaired',
+          'candle_partition_repaired',
         );
         return {
           partition: values,

@@ -106,7 +106,7 @@ export class PartitionOwnership {
         if (!waitingLogged) {
           logger.info(
             { partition: name, owner: current.owner, leaseUntil: current.leaseUntil },
-            'waiting for partition',
+            'partition_waiting',
           );
           waitingLogged = true;
         }

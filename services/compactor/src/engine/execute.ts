@@ -288,7 +288,7 @@ export async function executePlan(ctx: OpContext, plan: RewritePlan, o: ExecuteO
         duration_ms: result.duration_ms,
         timings_ms: result.timings_ms,
       },
-      'lake operation committed',
+      'operation_committed',
     );
     return result;
   } catch (err) {
@@ -333,6 +333,6 @@ export async function announce(
     await publishJson(ctx.js, subjects.lakeCommitted(dataset), event, { msgId: commitId });
   } catch (err) {
     // The commit stands; followers also read the catalog, so a lost notice is not a loss.
-    ctx.logger.warn({ err, dataset, commit_id: commitId }, 'could not publish lake.committed');
+    ctx.logger.warn({ err, dataset, commit_id: commitId }, 'lake_committed_publish_failed');
   }
 }

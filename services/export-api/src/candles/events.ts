@@ -34,7 +34,7 @@ export function subscribeCandleEvents(
       if (err) return;
       const event = lakeCommitted.safeParse(parse(msg.data));
       if (event.success) service.onCommitted(event.data);
-      else logger.debug({ subject: msg.subject }, 'ignored a malformed lake.committed notice');
+      else logger.debug({ subject: msg.subject }, 'malformed_lake_committed_ignored');
     },
   });
   const closed = nc.subscribe(CLOSED_CANDLES, {
@@ -42,7 +42,7 @@ export function subscribeCandleEvents(
       if (err) return;
       const c = candle.safeParse(parse(msg.data));
       if (c.success) service.onClosedCandle(c.data);
-      else logger.debug({ subject: msg.subject }, 'ignored a malformed candle');
+      else logger.debug({ subject: msg.subject }, 'malformed_candle_ignored');
     },
   });
   let stopped = false;

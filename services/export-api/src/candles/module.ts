@@ -73,13 +73,13 @@ export function createCandleModule(
   let pgPool = options.pgPool;
   if (!pgPool && config.DATABASE_URL) {
     ownPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4, connectionTimeoutMillis: 3000 });
-    ownPool.on('error', (err) => logger.warn({ err }, 'PostgreSQL pool error (candle fallback)'));
+    ownPool.on('error', (err) => logger.warn({ err }, 'pg_pool_error'));
     pgPool = ownPool;
   }
   const view = new CandleCatalogView({
     catalog: ctx.catalog,
     refreshMs: config.CANDLE_CATALOG_REFRESH_S * 1000,
-    onError: (err) => logger.warn({ err }, 'candle catalog refresh failed; serving the previous view'),
+    onError: (err) => logger.warn({ err }, 'candle_catalog_refresh_failed'),
   });
   const service = new CandleService({
     view,

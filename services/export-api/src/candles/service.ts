@@ -117,7 +117,7 @@ export class CandleService {
     const now = Date.now();
     if (now - this.lastFailureLog < 10_000) return;
     this.lastFailureLog = now;
-    this.deps.logger.warn({ err, symbol: q.symbol, timeframe: q.timeframe }, 'candle read failed');
+    this.deps.logger.warn({ err, symbol: q.symbol, timeframe: q.timeframe }, 'candle_read_failed');
   }
 
   private async readLake(

@@ -124,7 +124,7 @@ export class DuckDbExportEngine implements ExportEngine {
       });
       this.deps.logger.debug(
         { export_id: job.export_id, source_files: files.length, files: out.length, rows },
-        'export written',
+        'export_written',
       );
       return { files: out.sort((a, b) => (a.key < b.key ? -1 : 1)), row_count: rows };
     } catch (err) {

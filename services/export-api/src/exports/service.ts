@@ -186,7 +186,7 @@ export class ExportService {
       };
     } catch (err) {
       const { body, status } = toErrorResponse(err);
-      if (status >= 500) this.deps.logger.error({ err, export_id: job.export_id }, 'export failed');
+      if (status >= 500) this.deps.logger.error({ err, export_id: job.export_id }, 'export_failed');
       settled = {
         error: err,
         record: {
@@ -200,7 +200,7 @@ export class ExportService {
     try {
       await this.deps.records.put(settled.record);
     } catch (err) {
-      this.deps.logger.error({ err, export_id: job.export_id }, 'cannot store export record');
+      this.deps.logger.error({ err, export_id: job.export_id }, 'export_record_store_failed');
     }
     const r = settled.record;
     this.deps.audit.export({

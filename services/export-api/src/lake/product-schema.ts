@@ -86,7 +86,7 @@ export class ProductSchemaDiscovery {
       this.refreshedAt = this.clock();
     } catch (err) {
       // Serve what is known; try again on the next call after a short pause.
-      this.deps.logger.warn({ err, dataset: PRODUCTS.name }, 'product schema discovery failed');
+      this.deps.logger.warn({ err, dataset: PRODUCTS.name }, 'product_schema_discovery_failed');
       this.refreshedAt = this.clock() - this.ttlMs + Math.min(this.ttlMs, 5000);
     }
   }
