@@ -153,12 +153,20 @@ function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
 }
 
+/** How long a service start keeps asking for a stream's info while a cluster elects its leader. */
+const INFO_RETRY_MS = 30_000;
+
 async function currentInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
-  try {
-    return await jsm.streams.info(name);
-  } catch (err) {
-    if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return undefined;
-    throw new TransientError(`cannot read stream ${name}`, { cause: err });
+  const deadline = Date.now() + INFO_RETRY_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await jsm.streams.info(name);
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return undefined;
+      // A timeout or no responders: the stream's leader is being elected (a node died). Ask again.
+      if (Date.now() >= deadline) throw new TransientError(`cannot read stream ${name}`, { cause: err });
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
+    }
   }
 }
 
