@@ -44,6 +44,28 @@ export class LakeCommitter {
     return `${this.deps.instance}-${dataset}-${Date.now().toString(36)}-${counter.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   }
 
+  /**
+   * Before a batch is screened: a redelivered message may have been committed by another
+   * instance that died before its ack went out, which this instance's copy of the checkpoint
+   * (refreshed by its own writes) does not show yet. Re-reads the checkpoint once for a batch
+   * holding a redelivery; false when NATS did not answer (then its redeliveries should wait).
+   */
+  async refreshFor(messages: readonly BusMessage[]): Promise<boolean> {
+    if (!messages.some((m) => m.redelivered)) return true;
+    try {
+      await this.deps.checkpoint.refresh();
+      return true;
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'checkpoint_refresh_failed');
+      return false;
+    }
+  }
+
+  /** The outcome for a message to look at again in a moment (its state is not known yet). */
+  later(): Outcome {
+    return Outcomes.retry(undefined, IN_FLIGHT_RETRY_MS);
+  }
+
   /** Synchronous first look at a delivered sequence: `pending` needs `settle`. */
   stateOf(seq: number): SeqState | 'pending' {
     const { checkpoint } = this.deps;
@@ -83,7 +105,7 @@ export class LakeCommitter {
       return Outcomes.retry(err);
     }
     if (state === 'new') return undefined;
-    if (state === 'in_flight') return Outcomes.retry(undefined, IN_FLIGHT_RETRY_MS);
+    if (state === 'in_flight') return this.later();
     this.deps.metrics
       .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
       .inc({ dataset });

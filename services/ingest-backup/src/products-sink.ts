@@ -100,8 +100,13 @@ export class ProductsSink {
   readonly handle = async (messages: readonly BusMessage[]): Promise<(Outcome | undefined)[]> => {
     const outcomes: (Outcome | undefined)[] = [];
     let yielded = performance.now();
+    const checkpointFresh = await this.deps.committer.refreshFor(messages);
     for (const msg of messages) {
-      outcomes.push(await this.accept(msg));
+      // A redelivery whose state is unknown waits; one held here already is dropped at its flush
+      // (the same batch id twice in a flush, or already in the lake, is written once).
+      outcomes.push(
+        msg.redelivered && !checkpointFresh ? this.deps.committer.later() : await this.accept(msg),
+      );
       // Parsing is CPU work on the event loop: every few ms, let the running flush's I/O
       // callbacks through, or each of its steps waits for a whole batch to be parsed.
       if (performance.now() - yielded > YIELD_EVERY_MS) {

@@ -16,7 +16,7 @@ import type { Logger, Metrics } from '@parquetry/service';
 import type { LakeCommitter } from './committer.js';
 import { decodeTicks } from './decode.js';
 import { BacklogWatch, TAIL_QUIET_MS } from './domain/backlog.js';
-import { type FlushPolicy, GroupBuffer } from './domain/buffer.js';
+import { type FlushPolicy, type Group, GroupBuffer } from './domain/buffer.js';
 import { newBackupId } from './domain/products.js';
 import { SerialQueue } from './serial.js';
 
@@ -55,6 +55,9 @@ export interface TicksSinkDeps {
 export class TicksSink {
   private readonly buffer: GroupBuffer<TickRow>;
   private held: BusMessage[] = [];
+  /** Stream sequences of `held`, and of the flush being written and committed. */
+  private heldSeqs = new Set<number>();
+  private flushingSeqs = new Set<number>();
   private readonly flushes = new SerialQueue();
   /** A backlog that just drained is flushed at once (see BacklogWatch). */
   private readonly backlog = new BacklogWatch();
@@ -68,11 +71,20 @@ export class TicksSink {
   readonly handle = async (messages: readonly BusMessage[]): Promise<(Outcome | undefined)[]> => {
     const outcomes: (Outcome | undefined)[] = [];
     const now = this.now();
+    const { committer } = this.deps;
+    const checkpointFresh = await committer.refreshFor(messages);
     for (const msg of messages) {
+      // A redelivery whose state is unknown, or of a message still held here (its ack_wait ran
+      // out while it waited for a flush): look again once that is settled, never write it twice.
+      const here = this.heldSeqs.has(msg.seq) || this.flushingSeqs.has(msg.seq);
+      if (msg.redelivered && (!checkpointFresh || here)) {
+        outcomes.push(committer.later());
+        continue;
+      }
       // In the lake already, or in a flush whose commit is not settled yet (a sync check first:
       // this loop runs once per tick message).
-      if (this.deps.committer.stateOf(msg.seq) !== 'new') {
-        const seen = await this.deps.committer.screen(msg, 'ticks');
+      if (committer.stateOf(msg.seq) !== 'new') {
+        const seen = await committer.screen(msg, 'ticks');
         if (seen) {
           outcomes.push(seen);
           continue;
@@ -91,6 +103,7 @@ export class TicksSink {
         this.buffer.add(`${t.symbol}/${date}`, toRow(t, date, msg.seq), TICK_BYTES, now);
       }
       this.held.push(msg);
+      this.heldSeqs.add(msg.seq);
       outcomes.push(undefined);
     }
     // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
@@ -119,7 +132,17 @@ export class TicksSink {
     const groups = this.buffer.takeAll();
     const messages = this.held;
     this.held = [];
+    this.flushingSeqs = this.heldSeqs;
+    this.heldSeqs = new Set();
     if (messages.length === 0) return;
+    try {
+      await this.write(groups, messages);
+    } finally {
+      this.flushingSeqs = new Set();
+    }
+  }
+
+  private async write(groups: Group<TickRow>[], messages: BusMessage[]): Promise<void> {
     const { committer, logger, metrics } = this.deps;
     const started = this.now();
     const written: NewFile[] = [];

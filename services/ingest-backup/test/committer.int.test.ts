@@ -41,6 +41,7 @@ describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
   let make: (
     key: string,
     wrap?: Partial<Catalog>,
+    instance?: string,
   ) => Promise<{ committer: LakeCommitter; cp: SeqCheckpoint }>;
 
   beforeAll(async () => {
@@ -50,8 +51,8 @@ describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
     catalog = await openCatalog({ nc: bus.nc, writerId: 'committer-test' });
     const bucket = 'committer_test_checkpoints';
     const kv = await KvCas.open(bus.js, await new Kvm(bus.nc).create(bucket, { history: 1 }), bucket);
-    make = async (key, wrap = {}) => {
-      const cp = new SeqCheckpoint(kv, key, 'i1');
+    make = async (key, wrap = {}, instance = 'i1') => {
+      const cp = new SeqCheckpoint(kv, key, instance);
       // The real catalog, with some methods replaced (a lost reply, an unreachable catalog).
       const wrapped = Object.assign(Object.create(catalog) as Catalog, wrap);
       const committer = new LakeCommitter({
@@ -60,7 +61,7 @@ describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
         js: bus.js,
         logger: silentLogger(),
         metrics: new Metrics('t', { defaults: false }),
-        instance: 'i1',
+        instance,
       });
       await cp.start(committer.pendingApplied);
       return { committer, cp };
@@ -148,5 +149,21 @@ describe.skipIf(skip)('LakeCommitter when NATS fails mid-commit', () => {
     await running;
     expect(acked).toEqual([30]);
     expect(await committer.settle(30)).toBe('committed');
+  });
+
+  it('drops a redelivery another instance committed before it died (its ack lost), once the batch holds a redelivery', async () => {
+    const { committer: survivor } = await make('two-instances', {}, 'i1');
+    const { committer: died } = await make('two-instances', {}, 'i2');
+    const { messages } = delivered([40, 41]);
+    await died.commit('ticks', 'c-died', change('died'), messages);
+    // The survivor's copy of the checkpoint predates that commit.
+    expect(survivor.stateOf(40)).toBe('new');
+    const first = { seq: 40, redelivered: false } as BusMessage;
+    expect(await survivor.refreshFor([first])).toBe(true);
+    expect(survivor.stateOf(40)).toBe('new'); // a first delivery costs no read
+    const again = { seq: 40, redelivered: true } as BusMessage;
+    expect(await survivor.refreshFor([first, again])).toBe(true);
+    expect(survivor.stateOf(40)).toBe('committed');
+    expect(await survivor.screen(again, 'ticks')).toEqual({ kind: 'ack' });
   });
 });
