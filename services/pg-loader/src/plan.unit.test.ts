@@ -13,6 +13,7 @@ import {
   estimateRowBytes,
   evolvedType,
   formatDiff,
+  LOAD_HEADROOM_BYTES,
   normalizePgType,
   PlanError,
   planColumns,
@@ -334,8 +335,9 @@ describe('chooseStrategy', () => {
     const cli = chooseStrategy({ ...base, processBytes: 140 * MB });
     expect(plain.strategy).toBe('batched');
     expect(cli.batchRows).toBeLessThan(plain.batchRows);
-    // usable = 256 - (140 + 32) MB: an eighth of it per batch of 101-byte rows
-    expect(cli.batchRows).toBe(Math.floor((84 * MB) / 8 / 101 / CHUNK_ROWS) * CHUNK_ROWS);
+    // usable = 256 - (140 + headroom) MB: an eighth of it per batch of 101-byte rows
+    const usable = 256 * MB - 140 * MB - LOAD_HEADROOM_BYTES;
+    expect(cli.batchRows).toBe(Math.floor(usable / 8 / 101 / CHUNK_ROWS) * CHUNK_ROWS);
     // A small process changes nothing: the fixed overhead is the floor.
     expect(chooseStrategy({ ...base, processBytes: 20 * MB })).toEqual(plain);
     const measured = { ...base, limitBytes: undefined, availableBytes: 4096 * MB };
