@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   const candleConfig = loadConfig(candleConfigSchema);
   const logger = createLogger(SERVICE, config.LOG_LEVEL);
   if (config.signingSecretEphemeral) {
-    logger.warn('signing_secret_ephemeral');
+    // EXPORT_SIGNING_SECRET is not set: download links are signed with a per-process secret.
+    logger.warn({ setting: 'EXPORT_SIGNING_SECRET' }, 'signing_secret_ephemeral');
   }
   const metrics = new Metrics(SERVICE);
   const bus = await connectBus({ url: config.NATS_URL, name: SERVICE, logger, waitOnFirstConnect: true });

@@ -169,7 +169,9 @@ describe.skipIf(skip)('export-api as a process (dist/main.js)', () => {
     const started = service!.lines.find((l) => l.msg === 'started')!;
     expect(started).toMatchObject({ service: 'export-api', level: 30 });
     // The signing secret was made up (NODE_ENV=test): said once, never printed.
-    expect(service!.lines.some((l) => String(l.msg).includes('EXPORT_SIGNING_SECRET'))).toBe(true);
+    const ephemeral = service!.lines.filter((l) => l.msg === 'signing_secret_ephemeral');
+    expect(ephemeral).toHaveLength(1);
+    expect(ephemeral[0]).toMatchObject({ level: 40, setting: 'EXPORT_SIGNING_SECRET' });
   });
 
   it(`exports ${BIG_ROWS.toLocaleString('en')} rows, far more than its memory, with bounded RSS`, async () => {
