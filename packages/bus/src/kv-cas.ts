@@ -5,6 +5,7 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
+import { TransientError } from '@parquetry/service';
 
 /**
  * Compare-and-set on a JetStream key-value bucket that also holds when the bucket is replicated.
@@ -74,7 +75,9 @@ export class KvCas {
       // Written between the two reads: this entry is newer than the sequence to expect.
       if (revision <= streamSeq) return { entry, version: { revision, streamSeq } };
     }
-    throw new Error(`KV_${this.bucket}: ${key} kept changing between reading the stream and the key`);
+    throw new TransientError(
+      `KV_${this.bucket}: ${key} kept changing between reading the stream and the key`,
+    );
   }
 
   /** Writes `value` if the key (and on a replicated bucket, the whole bucket) is unchanged since `version`; its new revision. */
