@@ -3,17 +3,16 @@
 // real ingest-backup process. Baselines in the same run: (a) a raw JetStream consume of the same
 // messages doing no work, (b) DuckDB writing the same records from an NDJSON file to Parquet.
 // Usage: pnpm build && node bench/ingest/run.mjs [--products 1000000] [--batch 500]
-import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { connectBus, ensureConsumer, ensureStreams, publishFast, subjects } from '@parquetry/bus';
 import { openCatalog } from '@parquetry/lake';
 import { silentLogger } from '@parquetry/service';
 import { startNats } from '@parquetry/testkit';
-import { cpuSeconds, machine, peakRssMb, sleep, writeResults } from '../lib.mjs';
+import { machine, writeResults } from '../lib.mjs';
+import { drain, startIngestBackup } from './service.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +20,6 @@ const arg = (name, def) => {
 };
 const TOTAL = arg('products', 1_000_000);
 const BATCH = arg('batch', 500);
-const PROBE_PORT = 19000 + Math.floor(Math.random() * 900);
 const RETAILERS = ['falabella', 'ripley', 'paris', 'lider'];
 const CATEGORIES = ['smartphones', 'tv', 'notebooks', 'audio', 'linea-blanca'];
 
@@ -69,7 +67,6 @@ function batchAt(n) {
   };
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const logger = silentLogger();
 const tmp = mkdtempSync(join(tmpdir(), 'pq-bench-ingest-'));
 const nats = await startNats();
@@ -133,51 +130,16 @@ dconn.closeSync();
 duck.closeSync();
 
 // The system under test: the real ingest-backup process draining the pre-loaded stream.
-const lakeDir = join(tmp, 'lake');
-const child = spawn(
-  process.execPath,
-  [
-    ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
-    join(root, 'services/ingest-backup/dist/main.js'),
-  ],
-  {
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      LAKE_URL: `file://${lakeDir}`,
-      HTTP_PORT: String(PROBE_PORT),
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-      ARCHIVE_TICKS: 'false',
-      // The generated batches are dated 2025-09-03: retention must not drop them mid-run.
-      PARQUET_MAX_AGE_DAYS: '36500',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  },
-);
+const { child, startupSeconds: startupS } = await startIngestBackup({
+  natsUrl: nats.url,
+  lakeDir: join(tmp, 'lake'),
+  env: { ARCHIVE_TICKS: 'false' },
+});
 const catalog = await openCatalog({ nc: bus.nc });
-// The clock starts when the service is ready (consuming): process start-up is not ingest.
-const tStart = performance.now();
-while (
-  !(await fetch(`http://127.0.0.1:${PROBE_PORT}/ready`)
-    .then((r) => r.ok)
-    .catch(() => false))
-)
-  await sleep(20);
-const startupS = (performance.now() - tStart) / 1000;
-const ts = performance.now();
-let committed = 0;
-let peak = 0;
-while (committed < TOTAL) {
-  await sleep(200);
-  peak = Math.max(peak, peakRssMb(child.pid) ?? 0);
-  committed = (await catalog.liveFiles('products')).reduce((n, f) => n + f.rows, 0);
-  if (child.exitCode !== null) throw new Error(`ingest-backup exited with ${child.exitCode}`);
-  if (performance.now() - ts > 600_000) throw new Error('timed out');
-}
-const ingestS = (performance.now() - ts) / 1000;
-peak = Math.max(peak, peakRssMb(child.pid) ?? 0);
-const cpuS = cpuSeconds(child.pid);
-child.kill('SIGTERM');
+const drained = await drain({ child, catalog, dataset: 'products', total: TOTAL, timeoutMs: 600_000 });
+const ingestS = drained.seconds;
+const peak = drained.peakRssMb;
+const cpuS = drained.cpuSeconds;
 const files = await catalog.liveFiles('products');
 const lakeBytes = files.reduce((n, f) => n + f.bytes, 0);
 

@@ -4,16 +4,15 @@
 // a raw JetStream consume of the same messages that acks each and does no work.
 // Usage: pnpm build && node bench/ingest/ticks.mjs [--ticks 2000000] [--symbols 100]
 // Environment: BENCH_NODE_ARGS (node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connectBus, ensureConsumer, ensureStreams, publishFast, subjects } from '@parquetry/bus';
 import { openCatalog } from '@parquetry/lake';
 import { silentLogger } from '@parquetry/service';
 import { startNats } from '@parquetry/testkit';
-import { cpuSeconds, machine, peakRssMb, sleep, writeResults } from '../lib.mjs';
+import { machine, writeResults } from '../lib.mjs';
+import { drain, startIngestBackup } from './service.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +20,6 @@ const arg = (name, def) => {
 };
 const TOTAL = arg('ticks', 2_000_000);
 const SYMBOLS = arg('symbols', 100);
-const PROBE_PORT = 19000 + Math.floor(Math.random() * 900);
 const BASE = Date.UTC(2025, 8, 3, 0, 0, 0);
 const encoder = new TextEncoder();
 
@@ -41,7 +39,6 @@ function* tickMessages(n) {
   }
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'pq-bench-ticks-'));
 const nats = await startNats();
 const bus = await connectBus({ url: nats.url, name: 'bench', logger: silentLogger() });
@@ -66,45 +63,13 @@ await iter.close();
 const rawS = (performance.now() - ta) / 1000;
 console.log(`raw consume: ${(TOTAL / rawS).toFixed(0)} ticks/s`);
 
-const child = spawn(
-  process.execPath,
-  [
-    ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
-    join(root, 'services/ingest-backup/dist/main.js'),
-  ],
-  {
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      LAKE_URL: `file://${join(tmp, 'lake')}`,
-      HTTP_PORT: String(PROBE_PORT),
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-      PARQUET_MAX_AGE_DAYS: '36500',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  },
-);
+const { child } = await startIngestBackup({ natsUrl: nats.url, lakeDir: join(tmp, 'lake') });
 const catalog = await openCatalog({ nc: bus.nc });
-while (
-  !(await fetch(`http://127.0.0.1:${PROBE_PORT}/ready`)
-    .then((r) => r.ok)
-    .catch(() => false))
-)
-  await sleep(20);
-const ts = performance.now();
-let committed = 0;
-let peak = 0;
-while (committed < TOTAL) {
-  await sleep(250);
-  peak = Math.max(peak, peakRssMb(child.pid) ?? 0);
-  committed = (await catalog.liveFiles('ticks')).reduce((n, f) => n + f.rows, 0);
-  if (child.exitCode !== null) throw new Error(`ingest-backup exited with ${child.exitCode}`);
-  if (performance.now() - ts > 900_000) throw new Error('timed out');
-}
-const archiveS = (performance.now() - ts) / 1000;
-const cpuS = cpuSeconds(child.pid);
-child.kill('SIGTERM');
-await new Promise((r) => child.once('exit', r));
+const drained = await drain({ child, catalog, dataset: 'ticks', total: TOTAL, everyMs: 250 });
+const archiveS = drained.seconds;
+const peak = drained.peakRssMb;
+const cpuS = drained.cpuSeconds;
+const committed = drained.rows;
 const files = await catalog.liveFiles('ticks');
 
 const result = {
@@ -124,7 +89,9 @@ const result = {
   },
   baseline_raw_consume: { seconds: +rawS.toFixed(2), ticks_per_s: Math.round(TOTAL / rawS) },
 };
-result.ratio_to_raw_consume = +(result.archive.ticks_per_s / result.baseline_raw_consume.ticks_per_s).toFixed(3);
+result.ratio_to_raw_consume = +(result.archive.ticks_per_s / result.baseline_raw_consume.ticks_per_s).toFixed(
+  3,
+);
 console.log(JSON.stringify(result, null, 2));
 writeResults(
   'ingest-ticks',
