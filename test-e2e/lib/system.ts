@@ -6,7 +6,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createKeyInFile } from '@parquetry/export-api/auth';
-import { freePort, type ServiceName, ServiceProcess } from './procs.js';
+import { freePort } from '@parquetry/testkit';
+import { type ServiceName, ServiceProcess } from './procs.js';
 
 export interface SystemOptions {
   natsUrl: string;

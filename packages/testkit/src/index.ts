@@ -2,6 +2,7 @@ export * from './fixtures/csv.js';
 export * from './fixtures/products.js';
 export * from './nats.js';
 export * from './nats-cluster.js';
+export * from './net.js';
 export * from './parquet.js';
 export * from './postgres.js';
 export * from './require.js';

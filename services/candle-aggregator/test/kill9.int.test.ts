@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connectBus, ensureStreams, publishFast, STREAM_NAMES } from '@parquetry/bus';
 import { silentLogger } from '@parquetry/service';
-import { requireServers, startNats, tempDir } from '@parquetry/testkit';
+import { freePort, requireServers, startNats, tempDir } from '@parquetry/testkit';
 import { describe, expect, it } from 'vitest';
 import { referenceCandles } from '../src/domain/reference.js';
 import { expectSameCandles } from './candle-expect.js';
@@ -14,15 +13,6 @@ import { lakeCandles, startCandles, TEST_ENV, waitFor } from './harness.js';
 const skip = await requireServers({ nats: true });
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  if (!address || typeof address !== 'object') throw new Error('no port');
-  return address.port;
-}
 
 function startService(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [MAIN], {

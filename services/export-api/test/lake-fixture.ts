@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Bus, connectBus } from '@parquetry/bus';
 import {
@@ -27,6 +26,9 @@ import {
   type TempDir,
   tempDir,
 } from '@parquetry/testkit';
+
+export { freePort } from '@parquetry/testkit';
+
 import {
   createExportApi,
   createKey,
@@ -280,19 +282,6 @@ export function writeKeys(dir: string): TestKeys {
     limited: keys.limited.key,
     candles: keys.candles.key,
   };
-}
-
-/** A free loopback port (listen on 0, close, reuse). */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The service's configuration for a test lake, as main() would parse it from the environment. */

@@ -4,9 +4,9 @@ import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File, sqlString } from '@parquetry/lake';
-import { requireServers } from '@parquetry/testkit';
+import { freePort, requireServers } from '@parquetry/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, openTestLake, type TestKeys, type TestLake, writeKeys } from './lake-fixture.js';
+import { openTestLake, type TestKeys, type TestLake, writeKeys } from './lake-fixture.js';
 
 // The built service (dist/main.js) as a process: configuration from the environment, /health
 // over real HTTP, an export much larger than the memory the process is given (a 64 MB V8 heap

@@ -5,9 +5,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { type TempDir, tempDir } from '@parquetry/testkit';
+import { freePort, type TempDir, tempDir } from '@parquetry/testkit';
 
 export interface PrivatePostgres {
   url: string;
@@ -34,17 +33,6 @@ export function findPgBin(): string | undefined {
     .filter((v) => /^\d+$/.test(v))
     .sort((a, b) => Number(b) - Number(a));
   return versions.map((v) => join(root, v, 'bin')).find(has);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function postgresUid(): { uid: number; gid: number } | undefined {
