@@ -10,6 +10,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { ConfigError, TransientError } from '@parquetry/service';
+import { exponentialDelayMs } from './backoff.js';
 
 /** A stream of DESIGN.md "Bus: streams and subjects", as data (times in ms, sizes in bytes). */
 export interface StreamDef {
@@ -165,7 +166,7 @@ async function currentInfo(jsm: JetStreamManager, name: string): Promise<StreamI
       if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return undefined;
       // A timeout or no responders: the stream's leader is being elected (a node died). Ask again.
       if (Date.now() >= deadline) throw new TransientError(`cannot read stream ${name}`, { cause: err });
-      await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, exponentialDelayMs(attempt, { initialMs: 250, maxMs: 2_000 })));
     }
   }
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { STREAM_NAMES } from '@parquetry/bus';
+import { exponentialDelayMs, STREAM_NAMES } from '@parquetry/bus';
 import type { Logger } from '@parquetry/service';
 
 /**
@@ -179,7 +179,7 @@ export class TickSource {
           if (this.stopped || generation !== this.generation) return;
           if (Date.now() >= deadline) throw err;
           this.opts.logger.warn({ err, attempt, startSeq }, 'tick_consumer_open_failed');
-          await sleep(Math.min(5000, 250 * 2 ** attempt));
+          await sleep(exponentialDelayMs(attempt, { initialMs: 250, maxMs: 5000 }));
         }
       }
     } finally {
