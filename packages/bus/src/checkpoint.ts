@@ -32,8 +32,7 @@ const MAX_CAS_ATTEMPTS = 50;
 
 export class SeqCheckpoint {
   private committed = new SeqRanges();
-  private pending: PendingFlush[] = [];
-  /** `pending` with each entry's sequences as a set (asked once per message while flushes run). */
+  /** The pending flushes, each with its sequences as a set (asked once per message while flushes run). */
   private pendingSets: { flush: PendingFlush; seqs: SeqRanges }[] = [];
 
   constructor(
@@ -65,7 +64,6 @@ export class SeqCheckpoint {
 
   private load(record: CheckpointRecord): void {
     this.committed = new SeqRanges(record.committed);
-    this.pending = record.pending;
     this.pendingSets = record.pending.map((flush) => ({ flush, seqs: new SeqRanges(flush.seqs) }));
   }
 
@@ -108,7 +106,7 @@ export class SeqCheckpoint {
 
   /** Settle pending entries matched by `which` (this instance's after a restart, or stale ones). */
   async resolvePending(isApplied: CommitApplied, which: (p: PendingFlush) => boolean): Promise<void> {
-    for (const p of this.pending.filter(which)) {
+    for (const p of this.pendingSets.map(({ flush }) => flush).filter(which)) {
       if (await isApplied(p)) await this.complete(p.commitId);
       else await this.abandon(p.commitId);
     }
