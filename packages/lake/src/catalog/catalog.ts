@@ -282,10 +282,15 @@ export class Catalog {
     const keys = await this.keys(`${writerId ? intentPrefix(writerId) : 't.'}>`);
     const out: CommitIntent[] = [];
     for (const key of keys) {
-      const entry = await this.withRetry('read intent', () => this.kv.get(key));
-      if (entry?.operation === 'PUT') out.push(decodeValue<CommitIntent>(key, entry.value));
+      const intent = await this.readIntent(key);
+      if (intent) out.push(intent);
     }
     return out;
+  }
+
+  private async readIntent(key: string): Promise<CommitIntent | undefined> {
+    const entry = await this.withRetry('read intent', () => this.kv.get(key));
+    return entry?.operation === 'PUT' ? decodeValue<CommitIntent>(key, entry.value) : undefined;
   }
 
   // ---- commits -----------------------------------------------------------------------------
@@ -323,11 +328,8 @@ export class Catalog {
    * when there was one. Afterwards `isApplied` on any of its partitions is the whole answer.
    */
   async finishIntent(commitId: string, writerId: string = this.writerId): Promise<boolean> {
-    const key = intentKey(checkWriterId(writerId), commitId);
-    const entry = await this.withRetry('read intent', () => this.kv.get(key));
-    if (entry?.operation !== 'PUT') return false;
-    const intent = decodeValue<CommitIntent>(key, entry.value);
-    if (intent.commit.commitId !== commitId) return false;
+    const intent = await this.readIntent(intentKey(checkWriterId(writerId), commitId));
+    if (intent?.commit.commitId !== commitId) return false;
     try {
       await this.runIntent(intent);
     } catch (err) {
