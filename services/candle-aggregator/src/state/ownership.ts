@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { KvEntry } from '@nats-io/kv';
-import { isCasConflict, type KvCas } from '@parquetry/bus';
+import { type CasRead, isCasConflict, type KvCas } from '@parquetry/bus';
 import type { ObjectStore } from '@parquetry/lake';
 import { ConflictError, type Logger, TransientError } from '@parquetry/service';
 import { decodePartitionState, encodePartitionState, type PartitionState } from './codec.js';
@@ -97,9 +97,7 @@ export class PartitionOwnership {
     let waitingLogged = false;
     for (;;) {
       if (signal?.aborted) throw new TransientError(`gave up acquiring partition ${name}`);
-      const { entry, version } = await kv.get(name).catch((err: unknown) => {
-        throw new TransientError(`cannot read candle state ${name}`, { cause: err });
-      });
+      const { entry, version } = await this.read();
       const current = decodeRecord(entry);
       const now = this.now();
       if (current && current.owner !== instanceId && current.leaseUntil > now) {
@@ -180,6 +178,12 @@ export class PartitionOwnership {
     await this.write((r) => ({ ...r, leaseUntil: 0 }));
   }
 
+  private read(): Promise<CasRead> {
+    return this.opts.kv.get(this.opts.name).catch((err: unknown) => {
+      throw new TransientError(`cannot read candle state ${this.opts.name}`, { cause: err });
+    });
+  }
+
   /**
    * Serialised compare-and-set writes: the record must still be the one this process wrote last
    * (or, when a reply was lost, its own later write: same incarnation). A compare-and-set lost to
@@ -191,9 +195,7 @@ export class PartitionOwnership {
       const { kv, name } = this.opts;
       for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
         if (this.lost || !this.record) throw new OwnershipLostError(name);
-        const { entry, version } = await kv.get(name).catch((err: unknown) => {
-          throw new TransientError(`cannot read candle state ${name}`, { cause: err });
-        });
+        const { entry, version } = await this.read();
         if (entry && entry.revision < this.revision) {
           // A replica that has not applied our own last write yet: read again.
           await sleep(5 * (attempt + 1));
