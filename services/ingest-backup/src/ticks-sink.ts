@@ -54,10 +54,9 @@ export interface TicksSinkDeps {
  */
 export class TicksSink {
   private readonly buffer: GroupBuffer<TickRow>;
-  private held: BusMessage[] = [];
-  /** Stream sequences of `held`, and of the flush being written and committed. */
-  private heldSeqs = new Set<number>();
-  private flushingSeqs = new Set<number>();
+  /** Messages buffered for the next flush, and those of the flush being written and committed, by stream sequence. */
+  private held = new Map<number, BusMessage>();
+  private flushing = new Map<number, BusMessage>();
   private readonly flushes = new SerialQueue();
   /** A backlog that just drained is flushed at once (see BacklogWatch). */
   private readonly backlog = new BacklogWatch();
@@ -76,7 +75,7 @@ export class TicksSink {
     for (const msg of messages) {
       // A redelivery whose state is unknown, or of a message still held here (its ack_wait ran
       // out while it waited for a flush): look again once that is settled, never write it twice.
-      const here = this.heldSeqs.has(msg.seq) || this.flushingSeqs.has(msg.seq);
+      const here = this.held.has(msg.seq) || this.flushing.has(msg.seq);
       if (msg.redelivered && (!checkpointFresh || here)) {
         outcomes.push(committer.later());
         continue;
@@ -102,8 +101,7 @@ export class TicksSink {
         const date = new Date(t.ts).toISOString().slice(0, 10);
         this.buffer.add(`${t.symbol}/${date}`, toRow(t, date, msg.seq), TICK_BYTES, now);
       }
-      this.held.push(msg);
-      this.heldSeqs.add(msg.seq);
+      this.held.set(msg.seq, msg);
       outcomes.push(undefined);
     }
     // Parsing goes on while a flush writes; memory is bounded by the consumer loop's limit on
@@ -130,15 +128,13 @@ export class TicksSink {
 
   private async flush(): Promise<void> {
     const groups = this.buffer.takeAll();
-    const messages = this.held;
-    this.held = [];
-    this.flushingSeqs = this.heldSeqs;
-    this.heldSeqs = new Set();
-    if (messages.length === 0) return;
+    this.flushing = this.held;
+    this.held = new Map();
+    if (this.flushing.size === 0) return;
     try {
-      await this.write(groups, messages);
+      await this.write(groups, [...this.flushing.values()]);
     } finally {
-      this.flushingSeqs = new Set();
+      this.flushing = new Map();
     }
   }
 
