@@ -92,10 +92,8 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
     crash: crashAt(config.COMPACTOR_CRASH_AT),
     clock: deps.clock,
   });
-  const recovered = await env.catalog.recover(config.INSTANCE_ID);
-  if (recovered.rolledForward.length + recovered.abandoned.length > 0) {
-    logger.info(recovered, 'catalog_intents_recovered');
-  }
+  // Logs `catalog_intents_recovered` itself when there was something to finish.
+  await env.catalog.recover(config.INSTANCE_ID);
 
   const opsTotal = metrics.counter('parquetry_lake_ops_total', 'Lake operations run, by op and outcome', [
     'op',

@@ -65,9 +65,8 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     metrics,
     replicas: config.STREAM_REPLICAS,
   });
-  const recovered = await catalog.recover(config.INSTANCE_ID);
-  if (recovered.rolledForward.length + recovered.abandoned.length > 0)
-    logger.info(recovered, 'catalog_intents_recovered');
+  // Logs `catalog_intents_recovered` itself when there was something to finish.
+  await catalog.recover(config.INSTANCE_ID);
   const kv = await new Kvm(bus.nc).create(CHECKPOINT_BUCKET, {
     history: 1,
     replicas: config.STREAM_REPLICAS ?? 1,
