@@ -1,9 +1,9 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { ClosedConnectionError } from '@nats-io/transport-node';
+import { ClosedConnectionError, type NatsConnection } from '@nats-io/transport-node';
 import { type Logger, type Metrics, NotFoundError } from '@parquetry/service';
 import { DEFAULT_RETRY_BACKOFF_MS, exponentialDelayMs } from './backoff.js';
 import { publishDeadLetter } from './dead-letter.js';
-import { type BusMessage, DeliveredMessage, type MessageSettler } from './message.js';
+import { AckReply, type BusMessage, DeliveredMessage, type MessageSettler } from './message.js';
 import {
   admissionFor,
   type Outcome,
@@ -26,6 +26,8 @@ export type BatchHandler = (
 
 export interface RunConsumerOptions {
   js: JetStreamClient;
+  /** The connection `js` runs on: settlements are replies published on it. */
+  nc: NatsConnection;
   stream: string;
   /** A durable pull consumer with explicit acks (ensureConsumer). */
   durable: string;
@@ -173,6 +175,7 @@ class Loop implements MessageSettler, ConsumerLoop {
   private stopPromise: Promise<void> | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly counts = { consumed: 0, acked: 0, retried: 0, deadLettered: 0 };
+  private readonly replier = (subject: string, payload: Uint8Array) => this.opts.nc.publish(subject, payload);
 
   constructor(
     private readonly opts: RunConsumerOptions,
@@ -196,7 +199,8 @@ class Loop implements MessageSettler, ConsumerLoop {
   start(): void {
     if (this.opts.inProgressEveryMs && this.opts.inProgressEveryMs > 0) {
       this.keepAlive = setInterval(() => {
-        for (const msg of this.unsettled) if (msg.handedOut && msg.state === 'open') msg.raw.working();
+        for (const msg of this.unsettled)
+          if (msg.handedOut && msg.state === 'open') msg.reply(AckReply.working);
       }, this.opts.inProgressEveryMs);
       this.keepAlive.unref();
     }
@@ -252,16 +256,16 @@ class Loop implements MessageSettler, ConsumerLoop {
   }
 
   private receive(raw: JsMsg): void {
-    const msg = new DeliveredMessage(raw, this.opts.stream, this);
-    const size = raw.data.length + 64;
+    const msg = new DeliveredMessage(raw, this.opts.stream, this, this.replier);
+    const size = msg.size + 64;
     this.avgBytes = this.avgBytes === undefined ? size : this.avgBytes * 0.9 + size * 0.1;
     this.counts.consumed++;
     this.m.consumed?.inc({ stream: this.opts.stream });
-    this.m.pending?.set({ stream: this.opts.stream }, raw.info.pending);
+    this.m.pending?.set({ stream: this.opts.stream }, msg.pending);
     if (this.stopping) {
       // Arrived after stop(): hand it straight back so another instance takes it now.
       msg.state = 'settled';
-      raw.nak();
+      msg.reply(AckReply.nak());
       return;
     }
     // A redelivery (ack_wait expired while the handler held the message) supersedes the older
@@ -270,7 +274,7 @@ class Loop implements MessageSettler, ConsumerLoop {
     if (previous) this.forget(previous);
     this.latest.set(msg.seq, msg);
     this.unsettled.add(msg);
-    this.unsettledBytes += raw.data.length;
+    this.unsettledBytes += msg.size;
     const rejected = admissionFor(msg, {
       maxMessageBytes: this.maxMessageBytes,
       maxDeliver: this.policy.maxDeliver,
@@ -343,7 +347,7 @@ class Loop implements MessageSettler, ConsumerLoop {
   }
 
   inProgress(msg: DeliveredMessage): void {
-    if (msg.state === 'open') msg.raw.working();
+    if (msg.state === 'open') msg.reply(AckReply.working);
   }
 
   private apply(msg: DeliveredMessage, s: Settlement, loud: boolean): Promise<void> {
@@ -352,14 +356,14 @@ class Loop implements MessageSettler, ConsumerLoop {
         return Promise.resolve();
       case 'ack':
         msg.state = 'settled';
-        msg.raw.ack();
+        msg.reply(AckReply.ack);
         this.counts.acked++;
         this.m.acked?.inc({ stream: this.opts.stream });
         this.release(msg);
         return Promise.resolve();
       case 'nak': {
         msg.state = 'settled';
-        msg.raw.nak(s.delayMs);
+        msg.reply(AckReply.nak(s.delayMs));
         this.counts.retried++;
         this.m.retried?.inc({ stream: this.opts.stream, reason: s.reason });
         const fields = {
@@ -399,18 +403,18 @@ class Loop implements MessageSettler, ConsumerLoop {
         seq: msg.seq,
         deliveryCount: msg.deliveryCount,
         data: msg.data,
-        headers: msg.raw.headers,
+        headers: msg.rawHeaders,
         reason: s.reason,
         code: s.code,
         error: s.error,
       });
     } catch (err) {
       // The DLQ is unreachable: have the message delivered again rather than lose it.
-      msg.raw.nak(this.policy.backoff[0] ?? 1000);
+      msg.reply(AckReply.nak(this.policy.backoff[0] ?? 1000));
       this.log.error({ err, subject: msg.subject, seq: msg.seq, reason: s.reason }, 'dead_letter_failed');
       return;
     }
-    msg.raw.term();
+    msg.reply(AckReply.term());
     this.counts.deadLettered++;
     this.m.dead?.inc({ stream: this.opts.stream, reason: s.reason });
     this.log.warn(
@@ -455,7 +459,7 @@ class Loop implements MessageSettler, ConsumerLoop {
     // Not yet seen by the handler: give them back at once.
     for (const msg of this.queue.splice(0)) {
       msg.state = 'settled';
-      msg.raw.nak();
+      msg.reply(AckReply.nak());
       this.release(msg);
     }
     await waitAtMost(this.dispatchDone, left());

@@ -26,6 +26,7 @@ async function start(
 ): Promise<ConsumerLoop> {
   const loop = await runConsumer({
     js: f.bus.js,
+    nc: f.bus.nc,
     stream: s.name,
     durable: s.durable,
     handler,
@@ -336,6 +337,7 @@ describe('runConsumer', () => {
     await expect(
       runConsumer({
         js: f.bus.js,
+        nc: f.bus.nc,
         stream: s.name,
         durable: 'missing',
         handler: () => {},

@@ -44,6 +44,7 @@ describe('DLQ tools', () => {
     const accepted: number[] = [];
     const loop = await runConsumer({
       js: f.bus.js,
+      nc: f.bus.nc,
       stream: s.name,
       durable: s.durable,
       dlqService: 'replayer',

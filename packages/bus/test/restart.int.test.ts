@@ -43,6 +43,7 @@ describe('a NATS server restart mid-stream', () => {
     let deliveries = 0;
     loop = await runConsumer({
       js: f.bus.js,
+      nc: f.bus.nc,
       stream: s.name,
       durable: s.durable,
       dlqService: 'restart',

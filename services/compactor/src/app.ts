@@ -195,6 +195,7 @@ export async function createCompactor(deps: CompactorDeps): Promise<Compactor> {
   });
   const loop: ConsumerLoop = await runConsumer({
     js: bus.js,
+    nc: bus.nc,
     stream: STREAM_NAMES.lakeOps,
     durable: OPS_CONSUMER,
     handler,

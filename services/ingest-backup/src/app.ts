@@ -112,6 +112,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
     loops.push(
       await runConsumer({
         js: bus.js,
+        nc: bus.nc,
         stream,
         durable,
         handler: sink.handle,

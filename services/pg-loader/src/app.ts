@@ -125,6 +125,7 @@ export async function createPgLoader(deps: PgLoaderDeps): Promise<PgLoader> {
     loops.push(
       await runConsumer({
         js: bus.js,
+        nc: bus.nc,
         stream: STREAM_NAMES.lake,
         durable,
         dlqService: SERVICE,
