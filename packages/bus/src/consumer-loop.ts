@@ -402,7 +402,7 @@ class Loop implements MessageSettler, ConsumerLoop {
         subject: msg.subject,
         seq: msg.seq,
         deliveryCount: msg.deliveryCount,
-        data: msg.data,
+        data: await msg.body(),
         headers: msg.rawHeaders,
         reason: s.reason,
         code: s.code,

@@ -43,6 +43,13 @@ export interface BusMessage {
   settle(outcome: Outcome): Promise<void>;
   /** Still working: restart the server's ack_wait timer. */
   inProgress(): void;
+  /**
+   * The handler keeps the body elsewhere (spilled to disk): drop it from memory. `data` then
+   * throws; `body()` (a dead letter) loads it back through `load`.
+   */
+  releaseBody(load: () => Promise<Uint8Array>): void;
+  /** The body, loaded back if it was released. */
+  body(): Promise<Uint8Array>;
 }
 
 /** What a message needs from the loop that delivered it. */
@@ -90,7 +97,8 @@ export class DeliveredMessage implements BusMessage {
   /** Given to the handler (rather than still queued). */
   handedOut = false;
   readonly subject: string;
-  readonly data: Uint8Array;
+  /** Body bytes (kept after the body is released). */
+  readonly size: number;
   readonly seq: number;
   readonly deliveryCount: number;
   readonly pending: number;
@@ -99,6 +107,8 @@ export class DeliveredMessage implements BusMessage {
   private readonly replyTo: string;
   private readonly timestampMs: number;
   private headerCache?: Record<string, string>;
+  private bytes: Uint8Array | undefined;
+  private loadBody: (() => Promise<Uint8Array>) | undefined;
 
   constructor(
     raw: JsMsg,
@@ -108,7 +118,8 @@ export class DeliveredMessage implements BusMessage {
   ) {
     const info = raw.info;
     this.subject = raw.subject;
-    this.data = Buffer.from(raw.data);
+    this.bytes = Buffer.from(raw.data);
+    this.size = this.bytes.length;
     this.seq = info.streamSequence;
     this.deliveryCount = info.deliveryCount;
     this.pending = info.pending;
@@ -117,8 +128,16 @@ export class DeliveredMessage implements BusMessage {
     this.replyTo = ackSubject(raw);
   }
 
-  get size(): number {
-    return this.data.length;
+  get data(): Uint8Array {
+    if (!this.bytes) throw new Error(`message ${this.stream}#${this.seq}: its body was released`);
+    return this.bytes;
+  }
+  releaseBody(load: () => Promise<Uint8Array>): void {
+    this.loadBody = load;
+    this.bytes = undefined;
+  }
+  body(): Promise<Uint8Array> {
+    return this.bytes ? Promise.resolve(this.bytes) : this.loadBody!();
   }
   get redelivered(): boolean {
     return this.deliveryCount > 1;

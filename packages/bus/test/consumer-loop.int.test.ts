@@ -218,6 +218,26 @@ describe('runConsumer', () => {
     await loop.stop();
   });
 
+  it('dead-letters a held message whose body was released with the body loaded back', async () => {
+    const s = await testStream(f.bus);
+    await publishJson(f.bus.js, s.subject(), { kept: 'elsewhere' });
+    const stash = new Map<number, Uint8Array>();
+    const loop = await start(s, 'released', (batch) => {
+      for (const m of batch) {
+        stash.set(m.seq, Uint8Array.from(m.data));
+        m.releaseBody(async () => stash.get(m.seq)!);
+        expect(() => m.data).toThrow(/released/);
+        setTimeout(() => void m.deadLetter('rejected_later'), 20);
+      }
+      return [];
+    });
+    await waitFor('dead letter', () => loop.stats().deadLettered === 1);
+    const [entry] = await listDeadLetters(f.bus, { service: 'released' });
+    const full = await showDeadLetter(f.bus, entry!.seq);
+    expect(JSON.parse(new TextDecoder().decode(full.data))).toEqual({ kept: 'elsewhere' });
+    await loop.stop();
+  });
+
   it('dead-letters a message delivered too often without a failure (held past ack_wait)', async () => {
     const s = await testStream(f.bus, { ackWaitMs: 200 });
     await publishJson(f.bus.js, s.subject(), { n: 1 });

@@ -6,6 +6,7 @@ export * from './catalog/vacuum.js';
 export * from './datasets.js';
 export * from './json-lake-files.js';
 export * from './lake-files.js';
+export * from './ndjson-spill.js';
 export * from './parquet/duckdb.js';
 export * from './parquet/infer.js';
 export * from './parquet/reader.js';

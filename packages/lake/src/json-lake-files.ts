@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open, stat, unlink } from 'node:fs/promises';
+import { open, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -8,6 +8,7 @@ import { InvalidInputError } from '@parquetry/service';
 import type { NewFile } from './catalog/types.js';
 import type { ColumnType } from './datasets.js';
 import { putLakeFiles } from './lake-files.js';
+import { asNdjsonLine, writevAll } from './ndjson-spill.js';
 import { sqlIdent, sqlString } from './parquet/duckdb.js';
 import { identifierKey } from './parquet/infer.js';
 import { duckdbType } from './parquet/values.js';
@@ -37,8 +38,11 @@ export interface WriteJsonLakeFilesOptions {
   dir: string;
   /** File name for part n (1-based) of `parts`. */
   fileName: (part: number, parts: number) => string;
-  /** Raw JSON documents (message bodies), each an object holding `recordsField`. */
-  documents: readonly Uint8Array[];
+  /**
+   * Raw JSON documents (message bodies), each an object holding `recordsField`: in memory, or
+   * already in NDJSON files (an NdjsonSpill's pieces), which are read, not removed.
+   */
+  documents: readonly Uint8Array[] | { ndjsonFiles: readonly string[]; largestDocument: number };
   /** The array of records inside each document; one Parquet row per record. */
   recordsField: string;
   columns: readonly JsonColumn[];
@@ -47,9 +51,6 @@ export interface WriteJsonLakeFilesOptions {
   tempDir?: string;
 }
 
-const NEWLINE = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
-const SPACE = 0x20;
 const MIN_OBJECT_BYTES = 16 * 1024 * 1024;
 /**
  * The documents go to DuckDB in NDJSON files of about this size. DuckDB's JSON reader holds a
@@ -58,39 +59,7 @@ const MIN_OBJECT_BYTES = 16 * 1024 * 1024;
  * ran 15% faster (measured on 2 cores with bench/ingest's products). The Parquet output is
  * still one file per call.
  */
-const NDJSON_PIECE_BYTES = 8 * 1024 * 1024;
-
-/**
- * A document as one NDJSON line. Raw CR/LF can only be whitespace between JSON tokens (inside
- * strings they must be escaped), so blanking them keeps the document's meaning.
- */
-function asLine(doc: Uint8Array): Uint8Array {
-  // Buffer's indexOf is memchr; Uint8Array's is a generic loop, 7× slower on 250 KB bodies.
-  const bytes = Buffer.from(doc.buffer, doc.byteOffset, doc.byteLength);
-  if (bytes.indexOf(NEWLINE) < 0 && bytes.indexOf(CARRIAGE_RETURN) < 0) return doc;
-  const copy = Uint8Array.from(doc);
-  for (let i = 0; i < copy.length; i++)
-    if (copy[i] === NEWLINE || copy[i] === CARRIAGE_RETURN) copy[i] = SPACE;
-  return copy;
-}
-
-/**
- * Writes the documents as NDJSON with a few vectored writes (no copy into one buffer). Writing
- * them one awaited chunk at a time cost a round trip through a busy event loop per chunk: seconds
- * per flush while the service parses the next messages.
- */
-/** writev until every byte is written (a vectored write may be short, e.g. near a full disk). */
-async function writevAll(file: FileHandle, chunks: Uint8Array[]): Promise<void> {
-  let rest = chunks;
-  while (rest.length > 0) {
-    let { bytesWritten } = await file.writev(rest);
-    if (bytesWritten === 0) throw new Error('writev wrote nothing');
-    let i = 0;
-    while (i < rest.length && bytesWritten >= rest[i]!.byteLength) bytesWritten -= rest[i++]!.byteLength;
-    rest = rest.slice(i);
-    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
-  }
-}
+export const NDJSON_PIECE_BYTES = 8 * 1024 * 1024;
 
 /** Cuts the documents into runs of about `bytes` each (a larger document is a run of its own). */
 export function ndjsonPieces<T extends Uint8Array>(documents: readonly T[], bytes: number): T[][] {
@@ -111,19 +80,18 @@ export function ndjsonPieces<T extends Uint8Array>(documents: readonly T[], byte
 }
 
 async function writeNdjson(path: string, documents: readonly Uint8Array[]): Promise<void> {
-  const newline = Uint8Array.of(NEWLINE);
   const file = await open(path, 'w');
   try {
-    const IOV_MAX = 1024;
-    for (let i = 0; i < documents.length; i += IOV_MAX / 2) {
-      const chunk: Uint8Array[] = [];
-      for (const d of documents.slice(i, i + IOV_MAX / 2)) chunk.push(asLine(d), newline);
-      await writevAll(file, chunk);
-    }
+    await writevAll(
+      file,
+      documents.flatMap((d) => [asNdjsonLine(d), NEWLINE]),
+    );
   } finally {
     await file.close();
   }
 }
+
+const NEWLINE = Uint8Array.of(0x0a);
 
 function storageType(c: { type: ColumnType; json?: boolean }): string {
   return c.json ? 'JSON' : duckdbType(c.type).toString();
@@ -186,10 +154,14 @@ export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promi
   const tmp = opts.tempDir ?? join(tmpdir(), 'parquetry-write');
   mkdirSync(tmp, { recursive: true });
   const id = randomBytes(8).toString('hex');
-  const pieces = ndjsonPieces(opts.documents, NDJSON_PIECE_BYTES);
-  const inputs = pieces.map((_, i) => join(tmp, `${id}-${i}.ndjson`));
+  const given = 'ndjsonFiles' in opts.documents ? opts.documents : undefined;
+  const pieces = given ? [] : ndjsonPieces(opts.documents as readonly Uint8Array[], NDJSON_PIECE_BYTES);
+  const written = pieces.map((_, i) => join(tmp, `${id}-${i}.ndjson`));
+  const inputs = given ? given.ndjsonFiles : written;
   const table = `__pq_json_${id}`;
-  const largest = opts.documents.reduce((n, d) => Math.max(n, d.byteLength), 0);
+  const largest = given
+    ? given.largestDocument
+    : pieces.flat().reduce((n, d) => Math.max(n, d.byteLength), 0);
   const select = jsonRecordsSelect(
     inputs,
     opts.recordsField,
@@ -214,7 +186,7 @@ export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promi
   const invalid = (err: unknown) =>
     new InvalidInputError(`DuckDB could not read the documents: ${(err as Error).message}`, { cause: err });
   try {
-    for (const [i, piece] of pieces.entries()) await writeNdjson(inputs[i]!, piece);
+    for (const [i, piece] of pieces.entries()) await writeNdjson(written[i]!, piece);
     // One pass straight from the documents to the file: the common case.
     const whole = await copy(select).catch((err) => {
       throw invalid(err);
@@ -238,7 +210,7 @@ export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promi
     return await putLakeFiles(opts.store, opts.dir, opts.fileName, outputs);
   } finally {
     if (materialized) await conn.run(`DROP TABLE IF EXISTS temp.main.${sqlIdent(table)}`).catch(() => {});
-    await Promise.all(inputs.map((input) => unlink(input).catch(() => {})));
+    await Promise.all(written.map((input) => unlink(input).catch(() => {})));
     await Promise.all(outputs.map((o) => unlink(o.path).catch(() => {})));
   }
 }

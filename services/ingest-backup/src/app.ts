@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import {
   type BatchHandler,
@@ -12,7 +14,7 @@ import {
   STREAM_DEFS,
   STREAM_NAMES,
 } from '@parquetry/bus';
-import { type Catalog, type DuckDB, type ObjectStore, openCatalog } from '@parquetry/lake';
+import { type Catalog, type DuckDB, type ObjectStore, openCatalog, sweepSpills } from '@parquetry/lake';
 import type { Logger, Metrics } from '@parquetry/service';
 import { LakeCommitter } from './committer.js';
 import type { IngestConfig } from './config.js';
@@ -137,6 +139,10 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
 
   // Two product files written at once (see ProductsSink's `conns`).
   const productConns = [duck.conn, await duck.connect()];
+  // Buffered product bodies wait on disk; a process killed mid-buffer leaves its spill behind.
+  const spillDir = join(tmpdir(), 'parquetry-write');
+  const swept = await sweepSpills(spillDir);
+  if (swept > 0) logger.info({ dirs: swept }, 'spills_swept');
   const products = (await start(
     STREAM_NAMES.products,
     `${SERVICE}-products`,
@@ -152,6 +158,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
         policy,
         compression: config.PARQUET_COMPRESSION,
         maxFileBytes,
+        spillDir,
         clock: deps.clock,
       }),
   )) as ProductsSink;

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { BusMessage, Outcome } from '@parquetry/bus';
 import {
@@ -5,6 +7,8 @@ import {
   ColumnInferrer,
   discardLakeFiles,
   type JsonColumn,
+  NDJSON_PIECE_BYTES,
+  NdjsonSpill,
   type NewFile,
   type ObjectStore,
   type ParquetCompression,
@@ -16,6 +20,7 @@ import {
   type ProductFixedColumn,
   partitionPath,
   productColumns,
+  type SpillLocation,
   writeJsonLakeFiles,
   writeLakeFiles,
 } from '@parquetry/lake';
@@ -40,15 +45,16 @@ import {
 import { SerialQueue } from './serial.js';
 
 /**
- * A buffered batch: its envelope, the types its products hold, and the message (whose raw body
- * DuckDB parses at flush time). The parsed products are not kept: the buffer holds about the
- * message size, not the ~2.5× of parsed JSON.
+ * A buffered batch: its envelope, the types its products hold, the message, and where its raw
+ * body is in its group's spill (which DuckDB parses at flush time). Neither the parsed products
+ * nor the body stay in memory: the buffer holds a few hundred bytes per batch.
  */
 interface Item {
   batch: BatchSummary;
   kinds: ColumnInferrer;
   msg: BusMessage;
   key: string;
+  at: SpillLocation;
 }
 
 export interface ProductsSinkDeps {
@@ -66,6 +72,8 @@ export interface ProductsSinkDeps {
   policy: FlushPolicy;
   compression: ParquetCompression;
   maxFileBytes: number;
+  /** Where buffered bodies are spilled (NdjsonSpill); default the OS temp directory. */
+  spillDir?: string;
   clock?: () => number;
 }
 
@@ -90,10 +98,14 @@ export class ProductsSink {
   /** A backlog just drained: the next flush takes everything (see BacklogWatch). */
   private drainedFlush = false;
   private readonly now: () => number;
+  /** The spill of each buffered group, by group key; taken with the group. */
+  private readonly spills = new Map<string, NdjsonSpill>();
+  private readonly spillDir: string;
 
   constructor(private readonly deps: ProductsSinkDeps) {
     this.buffer = new GroupBuffer<Item>(deps.policy);
     this.now = deps.clock ?? Date.now;
+    this.spillDir = deps.spillDir ?? join(tmpdir(), 'parquetry-write');
   }
 
   /** The consumer loop's batch handler. */
@@ -137,9 +149,18 @@ export class ProductsSink {
     const { retailer, date } = batchPartition(batch);
     const kinds = new ColumnInferrer();
     for (const p of batch.products) kinds.observe(p);
+    const group = `${retailer}/${date}/${batch.category}`;
+    let spill = this.spills.get(group);
+    if (!spill) {
+      spill = await NdjsonSpill.create(this.spillDir, NDJSON_PIECE_BYTES);
+      this.spills.set(group, spill);
+    }
+    const at = spill.append(msg.data);
+    const held = spill;
+    msg.releaseBody(() => held.read(at));
     this.buffer.add(
-      `${retailer}/${date}/${batch.category}`,
-      { batch: summarizeBatch(batch), kinds, msg, key: batchSourceKey(batch) },
+      group,
+      { batch: summarizeBatch(batch), kinds, msg, key: batchSourceKey(batch), at },
       msg.size + ITEM_OVERHEAD_BYTES,
       this.now(),
     );
@@ -179,6 +200,8 @@ export class ProductsSink {
     this.gauge();
     if (groups.length === 0) return;
     const { catalog, committer, logger, metrics } = this.deps;
+    // Taken with their groups, before any await: a batch arriving now starts a new spill.
+    const spills = new Map(groups.map((g) => [g.key, this.takeSpill(g.key)] as const));
     const started = this.now();
     const messages = groups.flatMap((g) => g.items.map((i) => i.msg));
     const written: NewFile[] = [];
@@ -196,7 +219,13 @@ export class ProductsSink {
         byPartition.set(key, entry);
       }
       // Which groups have batches not in the lake yet (batch ids, per partition).
-      const tasks: { dir: string; values: { retailer: string; date: string }; fresh: Item[] }[] = [];
+      const tasks: {
+        dir: string;
+        values: { retailer: string; date: string };
+        fresh: Item[];
+        /** The group's spill holds exactly these batches (nothing dropped): DuckDB reads it as is. */
+        spill?: NdjsonSpill;
+      }[] = [];
       for (const [dir, { values, groups: partGroups }] of byPartition) {
         const keys = [...new Set(partGroups.flatMap((g) => g.items.map((i) => i.key)))];
         const present = new Set(await catalog.hasSources(PRODUCTS.name, values, keys));
@@ -213,13 +242,14 @@ export class ProductsSink {
               .counter('parquetry_duplicates_dropped_total', 'input already in the lake', ['dataset'])
               .inc({ dataset: 'products' }, dropped);
           }
-          if (fresh.length > 0) tasks.push({ dir, values, fresh });
+          const whole = fresh.length === g.items.length ? spills.get(g.key) : undefined;
+          if (fresh.length > 0) tasks.push({ dir, values, fresh, spill: whole });
         }
       }
       // One file (or a few parts) per group, written on as many connections as there are.
       const stamps = tasks.map((): BackupStamp => ({ backupId: newBackupId(), backupTime: this.now() }));
       const files = await mapWorkers(tasks, this.deps.conns, async (t, i, conn) => {
-        const out = await this.writeGroup(`products/${t.dir}`, t.fresh, stamps[i]!, conn);
+        const out = await this.writeGroup(`products/${t.dir}`, t.fresh, t.spill, stamps[i]!, conn);
         written.push(...out);
         return out;
       });
@@ -271,8 +301,17 @@ export class ProductsSink {
     } catch (err) {
       logger.warn({ err, dataset: 'products', messages: messages.length }, 'flush_failed');
       if (!committing) await discardLakeFiles(this.deps.store, written);
+      // A dead letter reads its body back from the spill: settle before removing it.
       await Promise.all(messages.map((m) => m.fail(err)));
+    } finally {
+      await Promise.all([...spills.values()].map((spill) => spill?.remove()));
     }
+  }
+
+  private takeSpill(group: string): NdjsonSpill | undefined {
+    const spill = this.spills.get(group);
+    this.spills.delete(group);
+    return spill;
   }
 
   /** Per-retailer backup metrics (the seed's "no backup in 24 h" and "abnormal size" alerts). */
@@ -296,7 +335,13 @@ export class ProductsSink {
     }
   }
 
-  private async writeGroup(dir: string, items: Item[], stamp: BackupStamp, conn: DuckDBConnection) {
+  private async writeGroup(
+    dir: string,
+    items: Item[],
+    spill: NdjsonSpill | undefined,
+    stamp: BackupStamp,
+    conn: DuckDBConnection,
+  ) {
     const inferrer = new ColumnInferrer();
     for (const i of items) inferrer.absorb(i.kinds);
     const free = productColumns(inferrer);
@@ -331,7 +376,9 @@ export class ProductsSink {
       return await writeJsonLakeFiles({
         ...file,
         conn,
-        documents: items.map((i) => i.msg.data),
+        documents: spill
+          ? { ndjsonFiles: await spill.close(), largestDocument: spill.largestDocument }
+          : await Promise.all(items.map((i) => i.msg.body())),
         recordsField: 'products',
         columns,
       });
@@ -345,7 +392,12 @@ export class ProductsSink {
         ...file,
         conn,
         columns: [...PRODUCT_FIXED_PARQUET_COLUMNS, ...free],
-        batches: items.map((i) => productRowBatch(decodeProductBatch(i.msg.subject, i.msg.json()), stamp)),
+        batches: await Promise.all(
+          items.map(async (i) => {
+            const body = Buffer.from(await i.msg.body()).toString('utf8');
+            return productRowBatch(decodeProductBatch(i.msg.subject, JSON.parse(body)), stamp);
+          }),
+        ),
       });
     }
   }
