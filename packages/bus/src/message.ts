@@ -160,7 +160,7 @@ export class DeliveredMessage implements BusMessage {
 
   /** Answer the server on the delivery's ack subject (the loop's settlements go through here). */
   reply(payload: Uint8Array): void {
-    if (this.replyTo) this.replier(this.replyTo, payload);
+    this.replier(this.replyTo, payload);
   }
 
   text(): string {

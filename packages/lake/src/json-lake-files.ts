@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, stat, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { InvalidInputError } from '@parquetry/service';
 import type { NewFile } from './catalog/types.js';
 import type { ColumnType } from './datasets.js';
-import { putLakeFiles } from './lake-files.js';
-import { asNdjsonLine, writevAll } from './ndjson-spill.js';
+import { LAKE_WRITE_TEMP_DIR, putLakeFiles } from './lake-files.js';
+import { writeNdjsonFile } from './ndjson-spill.js';
 import { sqlIdent, sqlString } from './parquet/duckdb.js';
 import { identifierKey } from './parquet/infer.js';
 import { duckdbType } from './parquet/values.js';
@@ -79,20 +78,6 @@ export function ndjsonPieces<T extends Uint8Array>(documents: readonly T[], byte
   return pieces;
 }
 
-async function writeNdjson(path: string, documents: readonly Uint8Array[]): Promise<void> {
-  const file = await open(path, 'w');
-  try {
-    await writevAll(
-      file,
-      documents.flatMap((d) => [asNdjsonLine(d), NEWLINE]),
-    );
-  } finally {
-    await file.close();
-  }
-}
-
-const NEWLINE = Uint8Array.of(0x0a);
-
 function storageType(c: { type: ColumnType; json?: boolean }): string {
   return c.json ? 'JSON' : duckdbType(c.type).toString();
 }
@@ -103,7 +88,7 @@ function valueSql(c: JsonColumn): string {
   return c.json ? `CAST(${ref} AS VARCHAR)` : ref;
 }
 
-/** The SELECT that turns the NDJSON file into rows; throws InvalidInputError for what DuckDB cannot map. */
+/** The SELECT that turns the NDJSON files into rows; throws InvalidInputError for what DuckDB cannot map. */
 export function jsonRecordsSelect(
   paths: readonly string[],
   recordsField: string,
@@ -151,7 +136,7 @@ export function jsonRecordsSelect(
  */
 export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promise<NewFile[]> {
   const { conn } = opts;
-  const tmp = opts.tempDir ?? join(tmpdir(), 'parquetry-write');
+  const tmp = opts.tempDir ?? LAKE_WRITE_TEMP_DIR;
   mkdirSync(tmp, { recursive: true });
   const id = randomBytes(8).toString('hex');
   const given = 'ndjsonFiles' in opts.documents ? opts.documents : undefined;
@@ -186,7 +171,7 @@ export async function writeJsonLakeFiles(opts: WriteJsonLakeFilesOptions): Promi
   const invalid = (err: unknown) =>
     new InvalidInputError(`DuckDB could not read the documents: ${(err as Error).message}`, { cause: err });
   try {
-    for (const [i, piece] of pieces.entries()) await writeNdjson(written[i]!, piece);
+    for (const [i, piece] of pieces.entries()) await writeNdjsonFile(written[i]!, piece);
     // One pass straight from the documents to the file: the common case.
     const whole = await copy(select).catch((err) => {
       throw invalid(err);

@@ -71,6 +71,9 @@ function timeRange(batches: readonly RowBatch[], field: string) {
     : {};
 }
 
+/** Where lake writers stage local files (Parquet outputs, NDJSON inputs, spills) by default. */
+export const LAKE_WRITE_TEMP_DIR = join(tmpdir(), 'parquetry-write');
+
 /**
  * Writes rows of one partition as Parquet files in the object store: local temp file first,
  * then an atomic upload. Output larger than `maxFileBytes` is rewritten as evenly sized parts
@@ -78,7 +81,7 @@ function timeRange(batches: readonly RowBatch[], field: string) {
  * cheap way). Returns catalog entries, ready to commit; nothing is visible before the commit.
  */
 export async function writeLakeFiles(opts: WriteLakeFilesOptions): Promise<NewFile[]> {
-  const tmp = opts.tempDir ?? join(tmpdir(), 'parquetry-write');
+  const tmp = opts.tempDir ?? LAKE_WRITE_TEMP_DIR;
   mkdirSync(tmp, { recursive: true });
   const write = async (batches: readonly RowBatch[]) => {
     const path = join(tmp, `${randomBytes(8).toString('hex')}.parquet`);

@@ -1,5 +1,3 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import {
   type BatchHandler,
@@ -14,7 +12,14 @@ import {
   STREAM_DEFS,
   STREAM_NAMES,
 } from '@parquetry/bus';
-import { type Catalog, type DuckDB, type ObjectStore, openCatalog, sweepSpills } from '@parquetry/lake';
+import {
+  type Catalog,
+  type DuckDB,
+  LAKE_WRITE_TEMP_DIR,
+  type ObjectStore,
+  openCatalog,
+  sweepSpills,
+} from '@parquetry/lake';
 import type { Logger, Metrics } from '@parquetry/service';
 import { LakeCommitter } from './committer.js';
 import type { IngestConfig } from './config.js';
@@ -140,8 +145,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
   // Two product files written at once (see ProductsSink's `conns`).
   const productConns = [duck.conn, await duck.connect()];
   // Buffered product bodies wait on disk; a process killed mid-buffer leaves its spill behind.
-  const spillDir = join(tmpdir(), 'parquetry-write');
-  const swept = await sweepSpills(spillDir);
+  const swept = await sweepSpills(LAKE_WRITE_TEMP_DIR);
   if (swept > 0) logger.info({ dirs: swept }, 'spills_swept');
   const products = (await start(
     STREAM_NAMES.products,
@@ -158,7 +162,7 @@ export async function createIngestBackup(deps: IngestBackupDeps): Promise<Ingest
         policy,
         compression: config.PARQUET_COMPRESSION,
         maxFileBytes,
-        spillDir,
+        spillDir: LAKE_WRITE_TEMP_DIR,
         clock: deps.clock,
       }),
   )) as ProductsSink;

@@ -1,5 +1,3 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { BusMessage, Outcome } from '@parquetry/bus';
 import {
@@ -20,7 +18,6 @@ import {
   type ProductFixedColumn,
   partitionPath,
   productColumns,
-  type SpillLocation,
   writeJsonLakeFiles,
   writeLakeFiles,
 } from '@parquetry/lake';
@@ -45,8 +42,8 @@ import {
 import { SerialQueue } from './serial.js';
 
 /**
- * A buffered batch: its envelope, the types its products hold, the message, and where its raw
- * body is in its group's spill (which DuckDB parses at flush time). Neither the parsed products
+ * A buffered batch: its envelope, the types its products hold, and the message, whose raw body
+ * waits in its group's spill (which DuckDB parses at flush time). Neither the parsed products
  * nor the body stay in memory: the buffer holds a few hundred bytes per batch.
  */
 interface Item {
@@ -54,7 +51,6 @@ interface Item {
   kinds: ColumnInferrer;
   msg: BusMessage;
   key: string;
-  at: SpillLocation;
 }
 
 export interface ProductsSinkDeps {
@@ -72,8 +68,8 @@ export interface ProductsSinkDeps {
   policy: FlushPolicy;
   compression: ParquetCompression;
   maxFileBytes: number;
-  /** Where buffered bodies are spilled (NdjsonSpill); default the OS temp directory. */
-  spillDir?: string;
+  /** Where buffered bodies are spilled (NdjsonSpill). */
+  spillDir: string;
   clock?: () => number;
 }
 
@@ -100,12 +96,10 @@ export class ProductsSink {
   private readonly now: () => number;
   /** The spill of each buffered group, by group key; taken with the group. */
   private readonly spills = new Map<string, NdjsonSpill>();
-  private readonly spillDir: string;
 
   constructor(private readonly deps: ProductsSinkDeps) {
     this.buffer = new GroupBuffer<Item>(deps.policy);
     this.now = deps.clock ?? Date.now;
-    this.spillDir = deps.spillDir ?? join(tmpdir(), 'parquetry-write');
   }
 
   /** The consumer loop's batch handler. */
@@ -150,17 +144,12 @@ export class ProductsSink {
     const kinds = new ColumnInferrer();
     for (const p of batch.products) kinds.observe(p);
     const group = `${retailer}/${date}/${batch.category}`;
-    let spill = this.spills.get(group);
-    if (!spill) {
-      spill = await NdjsonSpill.create(this.spillDir, NDJSON_PIECE_BYTES);
-      this.spills.set(group, spill);
-    }
+    const spill = await this.spillFor(group);
     const at = spill.append(msg.data);
-    const held = spill;
-    msg.releaseBody(() => held.read(at));
+    msg.releaseBody(() => spill.read(at));
     this.buffer.add(
       group,
-      { batch: summarizeBatch(batch), kinds, msg, key: batchSourceKey(batch), at },
+      { batch: summarizeBatch(batch), kinds, msg, key: batchSourceKey(batch) },
       msg.size + ITEM_OVERHEAD_BYTES,
       this.now(),
     );
@@ -306,6 +295,15 @@ export class ProductsSink {
     } finally {
       await Promise.all([...spills.values()].map((spill) => spill?.remove()));
     }
+  }
+
+  private async spillFor(group: string): Promise<NdjsonSpill> {
+    let spill = this.spills.get(group);
+    if (!spill) {
+      spill = await NdjsonSpill.create(this.deps.spillDir, NDJSON_PIECE_BYTES);
+      this.spills.set(group, spill);
+    }
+    return spill;
   }
 
   private takeSpill(group: string): NdjsonSpill | undefined {
