@@ -189,7 +189,6 @@ export class NdjsonSpill {
   }
 }
 
-
 /**
  * Removes spill directories left by processes that are gone (a kill -9 between an append and
  * its flush). A directory is named after its process id; a live process's is left alone.
